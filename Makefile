@@ -1,0 +1,46 @@
+# interlock: every target creates the virtual environment it needs, so a fresh clone works.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: install test lint format typecheck contracts diagrams diagrams-check check bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)  ## run the test suite (the README's test command)
+	$(PY) -m pytest
+
+lint: $(STAMP)  ## formatting and lint
+	$(PY) -m ruff format --check engine adapters tests bench
+	$(PY) -m ruff check engine adapters tests bench
+
+format: $(STAMP)
+	$(PY) -m ruff format engine adapters tests bench
+	$(PY) -m ruff check --fix engine adapters tests bench
+
+typecheck: $(STAMP)  ## mypy --strict on the engine
+	$(PY) -m mypy --strict engine
+
+contracts: $(STAMP)  ## import contracts: the engine never imports adapters, aiohttp, sockets
+	$(VENV)/bin/lint-imports
+
+diagrams: $(STAMP)  ## regenerate diagrams/ from the transition table
+	$(PY) -m adapters.cli diagram --out diagrams
+
+diagrams-check: $(STAMP)  ## fail when diagrams/ is stale
+	$(PY) -m adapters.cli diagram --out diagrams --check
+
+check: lint typecheck contracts diagrams-check test  ## everything CI runs
+
+bench: $(STAMP)  ## benchmarks (not part of make test)
+	$(PY) bench/engine_bench.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,94 @@
+"""What to do: effects the engine returns, named in the imperative, and the request's outcome.
+
+The runner performs I/O effects (`SendAttempt`, `CancelAttempt`, `StartTimer`, `CancelTimer`,
+`Commit`, `RelayContent`, `Finish`). Bookkeeping effects (`CoolDownAccount`, `InvalidateAccount`)
+have already been applied to the shared pool in the same step; they are returned so that logs
+and traces show every decision.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from engine.failures import FailureKind
+
+
+class Effect(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SendAttempt(Effect):
+    """Send the request to `endpoint` as `account` (refreshing its access token first if asked)."""
+
+    account: str
+    endpoint: str
+    model: str
+    attempt: int
+    refresh_credentials: bool = False
+
+
+class CancelAttempt(Effect):
+    """Abort the attempt in flight (the client left, or the deadline passed)."""
+
+
+class StartTimer(Effect):
+    """Wake the machine with `TimerFired` at monotonic time `at` (`purpose` is for humans)."""
+
+    at: float
+    purpose: str
+
+
+class CancelTimer(Effect):
+    """The armed timer is no longer wanted."""
+
+
+class Commit(Effect):
+    """The first content is about to reach the client: send the response headers now."""
+
+
+class RelayContent(Effect):
+    """Pass one piece of content to the client."""
+
+    content: Any = None
+
+
+class CoolDownAccount(Effect):
+    """(Applied) `account` rests for `model` until monotonic time `until`."""
+
+    account: str
+    model: str
+    until: float
+    reason: str
+
+
+class InvalidateAccount(Effect):
+    """(Applied) `account` is unusable until a person acts; `verify_url` says where."""
+
+    account: str
+    reason: str
+    verify_url: str | None = None
+
+
+class Outcome(BaseModel):
+    """How a request ended: what the client is told. Exactly one per request."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    ok: bool
+    status: int = 200
+    error_type: str | None = None
+    message: str = ""
+    retry_after_s: int | None = None
+    model: str = ""
+    committed: bool = False
+    failure: FailureKind | None = None
+    placeholder: bool = False
+
+
+class Finish(Effect):
+    """The request is over: tell the client `outcome` (an HTTP error, or an SSE error frame
+    if the response already committed, or the end of a successful stream)."""
+
+    outcome: Outcome

@@ -1,0 +1,216 @@
+"""The engine: events in, effects out, time passed in.
+
+`Engine` owns one synchronous `transitions.Machine` built from `engine.table` and shared by every
+request (a request is a slotted object whose `state` the machine moves; nothing is registered
+per request, so setup costs one allocation). `Engine.handle(request, event, now)` classifies
+upstream facts, fires the event's trigger, runs the internal events that states produce, and
+returns the effects for the runner. An event the table does not declare for the current state
+raises `UnexpectedEvent` and changes nothing; an unexpected exception inside an action fails the
+request with an internal error instead of leaving it half-moved.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+from transitions import Machine, MachineError
+
+from engine.actions import ACTIONS
+from engine.effects import CancelAttempt, CancelTimer, Effect, Finish, Outcome
+from engine.events import (
+    ContentReceived,
+    Event,
+    StreamBroken,
+    StreamEnded,
+    UpstreamFailed,
+    UpstreamUnreachable,
+)
+from engine.failures import (
+    OVERLOAD_KINDS,
+    RATE_LIMIT_KINDS,
+    Failure,
+    FailureKind,
+    classify,
+)
+from engine.guards import GUARDS
+from engine.policy import Policy
+from engine.pool import AccountPool
+from engine.request import Request
+from engine.table import FAILED, STATES, TRANSITIONS
+
+_ATTEMPT_ENDS = (UpstreamFailed, UpstreamUnreachable, StreamEnded, StreamBroken)
+
+
+class UnexpectedEvent(Exception):
+    """The event is not declared for the request's current state. Nothing changed.
+
+    This is the caller's (the runner's or a trace's) mistake, not the upstream's."""
+
+    def __init__(self, state: str, event: Event) -> None:
+        self.state = state
+        self.event = event
+        super().__init__(f"{type(event).__name__} is not expected in state {state}")
+
+
+class UnknownCallback(Exception):
+    """The table names a guard or action that does not exist."""
+
+
+def _on_request(fn: Callable[[Request], Any]) -> Callable[[Any], Any]:
+    def call(event_data: Any) -> Any:
+        return fn(event_data.model)
+
+    call.__name__ = fn.__name__
+    return call
+
+
+def _resolve(names: tuple[str, ...], registry: dict[str, Any], kind: str) -> list[Any]:
+    missing = [n for n in names if n not in registry]
+    if missing:
+        raise UnknownCallback(f"unknown {kind}: {', '.join(missing)}")
+    return [_on_request(registry[n]) for n in names]
+
+
+def build_machine() -> Machine:
+    """The shared machine: states and transitions from the table, callbacks resolved by name."""
+    states = [
+        {
+            "name": s.name,
+            "on_enter": _resolve(s.on_enter, ACTIONS, "action"),
+            "on_exit": _resolve(s.on_exit, ACTIONS, "action"),
+        }
+        for s in STATES
+    ]
+    transitions = [
+        {
+            "trigger": row.trigger,
+            "source": row.source,
+            "dest": row.dest,
+            "conditions": _resolve(row.guards, GUARDS, "guard"),
+            "unless": _resolve(row.unless, GUARDS, "guard"),
+            "before": _resolve((row.action,) if row.action else (), ACTIONS, "action"),
+        }
+        for row in TRANSITIONS
+    ]
+    return Machine(
+        model=None,
+        states=states,
+        transitions=transitions,
+        initial=STATES[0].name,
+        send_event=True,
+        auto_transitions=False,
+        ignore_invalid_triggers=False,
+        model_attribute="state",
+    )
+
+
+class Engine:
+    """The request engine over one account pool: sans-IO, synchronous, deterministic.
+
+    `rng` supplies jitter; seed it (and write the seed into traces) for reproducible runs."""
+
+    def __init__(self, policy: Policy, pool: AccountPool, rng: random.Random | None = None):
+        self.policy = policy
+        self.pool = pool
+        self.rng = rng if rng is not None else random.Random(0)
+        self._machine = build_machine()
+        self._events = self._machine.events
+
+    def open(self, request_id: str, model: str, stream: bool, now: float) -> Request:
+        """A new request in state Selecting; `start` it to get its first effects."""
+        return Request(self, request_id, model, stream, now)
+
+    def start(self, request: Request, now: float) -> list[Effect]:
+        """Enter Selecting (ask the pool) and run until the request waits for the outside."""
+        request.now = now
+        request.effects = []
+        try:
+            ACTIONS["ask_pool"](request)
+            self._drain(request)
+        except Exception as err:
+            self._crash(request, err)
+        return request.effects
+
+    def handle(self, request: Request, event: Event, now: float) -> list[Effect]:
+        """Feed one external event at monotonic time `now`; return the effects to perform."""
+        if request.outcome is not None or event.trigger not in self._events:
+            raise UnexpectedEvent(request.state, event)
+        if request.state not in self._events[event.trigger].transitions:
+            raise UnexpectedEvent(request.state, event)
+        request.now = now
+        request.effects = []
+        try:
+            self._fire(request, event)
+            self._drain(request)
+        except Exception as err:
+            self._crash(request, err)
+        return request.effects
+
+    # internals ----------------------------------------------------------------------------
+    def _drain(self, request: Request) -> None:
+        while request.pending:
+            self._fire(request, request.pending.pop(0))
+
+    def _fire(self, request: Request, event: Event) -> None:
+        request.event = event
+        if not isinstance(event, ContentReceived):
+            request.steps += 1
+        if isinstance(event, _ATTEMPT_ENDS):
+            request.in_flight = False
+            request.failure = self._failure_of(request, event)
+        try:
+            moved = self._events[event.trigger].trigger(request)
+        except MachineError as err:
+            raise UnexpectedEvent(request.state, event) from err
+        if not moved:
+            raise RuntimeError(f"no row of the table matched {event.trigger} in {request.state}")
+
+    def _failure_of(self, request: Request, event: Event) -> Failure | None:
+        """Classify what went wrong, and record what happened in the shared pool (a 429's
+        dedup and strikes, an overload failure's retry-budget token) before any guard reads it."""
+        if isinstance(event, UpstreamFailed):
+            failure = classify(event.facts, event.wall)
+        elif isinstance(event, UpstreamUnreachable):
+            failure = Failure(kind=FailureKind.UNREACHABLE, message=event.reason)
+        elif isinstance(event, StreamBroken):
+            failure = Failure(kind=FailureKind.STREAM_BROKEN, message=event.reason)
+        elif isinstance(event, StreamEnded) and not request.committed:
+            failure = Failure(kind=FailureKind.EMPTY_RESPONSE, message="empty response")
+        else:
+            return None
+        if request.committed:
+            return failure
+        if failure.kind in OVERLOAD_KINDS:
+            self.pool.spend_retry_token()
+        if failure.kind in RATE_LIMIT_KINDS and request.account is not None:
+            request.rl_duplicate, request.rl_strikes = self.pool.note_rate_limit(
+                request.account, request.model, request.id, request.now
+            )
+        return failure
+
+    def _crash(self, request: Request, err: Exception) -> None:
+        """An action raised: fail the request (recorded), release what it holds."""
+        if request.outcome is not None and request.state == FAILED:
+            return
+        if request.in_flight:
+            request.effects.append(CancelAttempt())
+            request.in_flight = False
+        if request.timer_armed:
+            request.effects.append(CancelTimer())
+            request.timer_armed = False
+        if request.account is not None:
+            self.pool.release(request.account)
+            request.account = None
+        request.pending.clear()
+        request.state = FAILED
+        request.outcome = Outcome(
+            ok=False,
+            status=500,
+            error_type="api_error",
+            message=f"internal error in the retry engine: {type(err).__name__}: {err}",
+            model=request.model,
+            committed=request.committed,
+        )
+        request.effects.append(Finish(outcome=request.outcome))

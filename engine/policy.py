@@ -1,0 +1,253 @@
+"""The retry policy: one validated configuration model, its defaults and its named presets.
+
+Defaults are the JavaScript proxy's constants (reference/seed-behaviour.md §1.1, §2.3, §6.3);
+fields marked *new* are bounds it lacks. Invalid configuration fails at load with the field and
+the reason (`PolicyError`), never later inside a request.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+Ms = Annotated[int, Field(ge=0)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class HealthScore(_Frozen):
+    """Hybrid strategy: per-account health score (seed-behaviour §2.3)."""
+
+    initial: float = Field(70, ge=0, le=100)
+    success_reward: float = Field(1, ge=0, le=20)
+    rate_limit_penalty: float = Field(-10, ge=-100, le=0)
+    failure_penalty: float = Field(-20, ge=-100, le=0)
+    recovery_per_hour: float = Field(10, ge=0, le=100)
+    min_usable: float = Field(50, ge=0, le=100)
+    max_score: float = Field(100, gt=0, le=100)
+
+
+class TokenBucket(_Frozen):
+    """Hybrid strategy: per-account token bucket (client-side request smoothing)."""
+
+    max_tokens: float = Field(50, ge=1, le=1000)
+    tokens_per_minute: float = Field(6, ge=0, le=1000)
+    initial_tokens: float = Field(50, ge=0, le=1000)
+
+
+class QuotaAwareness(_Frozen):
+    """Hybrid strategy: how reported quota fractions steer selection."""
+
+    low_threshold: float = Field(0.10, ge=0, lt=1)
+    critical_threshold: float = Field(0.05, ge=0, lt=1)
+    stale_ms: Ms = 300_000
+
+
+class Weights(_Frozen):
+    """Hybrid strategy: score = health*w.health + tokens%*w.tokens + quota*w.quota + lru_s*w.lru."""
+
+    health: float = Field(2, ge=0, le=20)
+    tokens: float = Field(5, ge=0, le=20)
+    quota: float = Field(3, ge=0, le=20)
+    lru: float = Field(0.1, ge=0, le=5)
+
+
+class RetryBudget(_Frozen):
+    """*new* Pool-wide retry budget (gRPC retry throttling): each overload failure costs one
+    token, each success refunds `token_ratio`; retries after an overload failure are allowed only
+    while more than half of `max_tokens` remain."""
+
+    max_tokens: float = Field(100, gt=0, le=10_000)
+    token_ratio: float = Field(0.1, gt=0, le=1)
+
+
+DEFAULT_FALLBACK_CHAINS: dict[str, tuple[str, ...]] = {
+    "gemini-3.1-pro-high": ("claude-opus-4-6-thinking",),
+    "gemini-3.1-pro-low": ("claude-sonnet-4-6",),
+    "gemini-3-flash": ("claude-sonnet-4-6",),
+    "claude-opus-4-6-thinking": ("gemini-3.1-pro-high",),
+    "claude-sonnet-4-6": ("gemini-3-flash",),
+}
+
+
+class Policy(_Frozen):
+    """Every knob of the retry engine. All durations are milliseconds."""
+
+    strategy: Literal["sticky", "round-robin", "hybrid"] = "hybrid"
+    endpoints: tuple[str, ...] = Field(("daily", "prod"), min_length=1, max_length=8)
+
+    # Attempts and waits (seed §1.1)
+    max_retries: int = Field(5, ge=1, le=20)
+    default_cooldown_ms: Ms = Field(10_000, ge=1000, le=300_000)
+    max_wait_before_error_ms: Ms = Field(120_000, le=600_000)
+    rate_limit_dedup_window_ms: Ms = Field(2000, le=30_000)
+    rate_limit_state_reset_ms: Ms = 120_000
+    first_retry_delay_ms: Ms = Field(1000, ge=1, le=60_000)
+    max_backoff_ms: Ms = Field(60_000, ge=1)
+    min_backoff_ms: Ms = 2000
+    switch_account_delay_ms: Ms = Field(5000, le=60_000)
+    max_consecutive_failures: int = Field(3, ge=1, le=10)
+    extended_cooldown_ms: Ms = Field(60_000, ge=1000, le=600_000)
+    capacity_backoff_tiers_ms: tuple[Annotated[int, Field(ge=1, le=300_000)], ...] = Field(
+        (5000, 10_000, 20_000, 30_000, 60_000), min_length=1, max_length=10
+    )
+    max_capacity_retries: int = Field(5, ge=0, le=10)
+    capacity_cooldown_ms: Ms = 15_000
+    capacity_jitter_ms: Ms = 10_000
+    rate_limit_backoff_ms: Ms = 30_000
+    quota_backoff_tiers_ms: tuple[Annotated[int, Field(ge=1)], ...] = Field(
+        (60_000, 300_000, 1_800_000, 7_200_000), min_length=1, max_length=10
+    )
+    subsecond_reset_ms: Ms = 1000
+    max_empty_retries: int = Field(2, ge=0, le=10)
+    empty_retry_base_ms: Ms = 500
+    empty_response_placeholder: bool = False
+    server_error_pause_ms: Ms = 1000
+    hybrid_emergency_throttle_ms: Ms = 250
+    hybrid_last_resort_throttle_ms: Ms = 500
+    global_quota_threshold: float = Field(0, ge=0, lt=1)
+
+    # New bounds the JavaScript proxy lacks
+    deadline_ms: Ms = Field(600_000, ge=1000, le=86_400_000)
+    """*new* A request that has not committed (no content reached the client) by then fails."""
+    max_subsecond_retries: int = Field(3, ge=0, le=20)
+    """*new* Same-endpoint retries for resets under `subsecond_reset_ms` (unbounded in JS)."""
+    max_short_rate_limit_retries: int = Field(3, ge=0, le=20)
+    """*new* Same-account retries for short rate limits (unbounded in JS)."""
+    max_pool_waits: int = Field(10, ge=0, le=100)
+    """*new* Waits for the pool's earliest reset per request (uncounted and unbounded in JS)."""
+    retry_budget: RetryBudget | None = RetryBudget()
+
+    # Model fallback (seed §1.6): off unless enabled; chains are checked for cycles.
+    fallback_enabled: bool = False
+    fallback_chains: dict[str, tuple[str, ...]] = Field(
+        default_factory=lambda: dict(DEFAULT_FALLBACK_CHAINS)
+    )
+    max_fallback_depth: int = Field(1, ge=0, le=5)
+
+    # Hybrid strategy parameters (seed §2.3)
+    health: HealthScore = HealthScore()
+    token_bucket: TokenBucket = TokenBucket()
+    quota: QuotaAwareness = QuotaAwareness()
+    weights: Weights = Weights()
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> Policy:
+        if len(set(self.endpoints)) != len(self.endpoints):
+            raise ValueError("endpoints: each endpoint may appear only once")
+        for model, chain in self.fallback_chains.items():
+            seen = {model}
+            for step in chain:
+                if step in seen:
+                    raise ValueError(
+                        f"fallback_chains.{model}: cycle, {step!r} appears twice in "
+                        f"{' -> '.join((model, *chain))}"
+                    )
+                seen.add(step)
+        return self
+
+    def fallback_chain(self, model: str) -> tuple[str, ...]:
+        """The models a request for `model` may fall back to, in order, within the depth bound."""
+        if not self.fallback_enabled:
+            return ()
+        return self.fallback_chains.get(model, ())[: self.max_fallback_depth]
+
+    def max_attempts(self, accounts: int) -> int:
+        """Account attempts per model: `max(max_retries, accounts + 1)` as in the JS proxy."""
+        return max(self.max_retries, accounts + 1)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "many-accounts": {
+        "max_retries": 3,
+        "default_cooldown_ms": 5000,
+        "max_wait_before_error_ms": 60_000,
+        "global_quota_threshold": 0.10,
+        "rate_limit_dedup_window_ms": 1000,
+        "max_consecutive_failures": 2,
+        "extended_cooldown_ms": 30_000,
+        "max_capacity_retries": 3,
+        "switch_account_delay_ms": 3000,
+        "capacity_backoff_tiers_ms": (3000, 6000, 12_000, 20_000, 40_000),
+        "health": {
+            "initial": 70,
+            "success_reward": 1,
+            "rate_limit_penalty": -15,
+            "failure_penalty": -25,
+            "recovery_per_hour": 5,
+            "min_usable": 40,
+            "max_score": 100,
+        },
+        "token_bucket": {"max_tokens": 30, "tokens_per_minute": 8, "initial_tokens": 30},
+        "quota": {"low_threshold": 0.15, "critical_threshold": 0.05, "stale_ms": 180_000},
+        "weights": {"health": 5, "tokens": 2, "quota": 3, "lru": 0.01},
+    },
+    "conservative": {
+        "strategy": "sticky",
+        "max_retries": 8,
+        "default_cooldown_ms": 20_000,
+        "max_wait_before_error_ms": 240_000,
+        "global_quota_threshold": 0.20,
+        "rate_limit_dedup_window_ms": 3000,
+        "max_consecutive_failures": 5,
+        "extended_cooldown_ms": 120_000,
+        "max_capacity_retries": 8,
+        "switch_account_delay_ms": 8000,
+        "capacity_backoff_tiers_ms": (8000, 15_000, 30_000, 45_000, 90_000),
+        "health": {
+            "initial": 80,
+            "success_reward": 2,
+            "rate_limit_penalty": -5,
+            "failure_penalty": -10,
+            "recovery_per_hour": 3,
+            "min_usable": 50,
+            "max_score": 100,
+        },
+        "token_bucket": {"max_tokens": 80, "tokens_per_minute": 4, "initial_tokens": 80},
+        "quota": {"low_threshold": 0.20, "critical_threshold": 0.10, "stale_ms": 300_000},
+        "weights": {"health": 3, "tokens": 4, "quota": 2, "lru": 0.05},
+    },
+}
+
+
+class PolicyError(ValueError):
+    """Invalid configuration: says which field is wrong and why."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        self.problems = problems
+        lines = "; ".join(f"{field}: {reason}" for field, reason in problems)
+        super().__init__(f"invalid policy: {lines}")
+
+
+def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_policy(preset: str = "default", overrides: dict[str, Any] | None = None) -> Policy:
+    """Build a policy from a named preset plus overrides (nested dicts merge), or fail clearly."""
+    if preset not in PRESETS:
+        raise PolicyError([("preset", f"unknown preset {preset!r}; one of {sorted(PRESETS)}")])
+    data = _merge(PRESETS[preset], overrides or {})
+    try:
+        return Policy.model_validate(data)
+    except ValidationError as err:
+        problems = []
+        for e in err.errors():
+            field = ".".join(str(p) for p in e["loc"]) or "policy"
+            got = (
+                f" (got {e['input']!r})"
+                if "input" in e and not isinstance(e["input"], dict)
+                else ""
+            )
+            problems.append((field, f"{e['msg']}{got}"))
+        raise PolicyError(problems) from None

@@ -1,0 +1,262 @@
+"""The account pool: shared state of every request, owned here and injected into the engine.
+
+Holds accounts (enabled, invalid with reason and verify URL), per account x model cooldowns that
+only ever extend, consecutive failures with the extended cooldown, the 429 dedup memory across
+concurrent requests, quota strikes for the quota backoff tiers, account leases, the strategy,
+and the pool-wide retry budget. Every method is synchronous and takes `now` (monotonic seconds):
+under asyncio no locks are needed, and under a virtual clock everything is deterministic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from engine.events import AccountGranted, NoUsableAccount, PoolCoolingDown
+from engine.policy import Policy
+from engine.store import AccountRecord, CooldownRecord, InMemoryStore, StateStore
+from engine.strategies import AccountState, Strategy, make_strategy
+
+Selection = AccountGranted | PoolCoolingDown | NoUsableAccount
+
+
+@dataclass(slots=True)
+class Cooldown:
+    until: float
+    reason: str
+
+
+@dataclass(slots=True)
+class _Strikes:
+    count: int
+    last_at: float
+
+
+class UnknownAccount(KeyError):
+    """An account id that the pool does not hold."""
+
+
+class AccountPool:
+    def __init__(
+        self,
+        policy: Policy,
+        accounts: Iterable[str | AccountRecord] = (),
+        *,
+        store: StateStore | None = None,
+        now: float = 0.0,
+    ) -> None:
+        self.policy = policy
+        self.store: StateStore = store if store is not None else InMemoryStore()
+        self.strategy: Strategy = make_strategy(policy)
+        self._accounts: dict[str, AccountState] = {}
+        self._order: list[AccountState] = []
+        self._cooldowns: dict[tuple[str, str], Cooldown] = {}
+        self._last_429: dict[tuple[str, str], tuple[float, str]] = {}
+        self._strikes: dict[tuple[str, str], _Strikes] = {}
+        self.budget_tokens = policy.retry_budget.max_tokens if policy.retry_budget else 0.0
+        for item in [*self.store.load(now), *accounts]:
+            record = AccountRecord(id=item) if isinstance(item, str) else item
+            if record.id not in self._accounts:
+                self._adopt(record)
+
+    # membership ---------------------------------------------------------------------------
+    def _adopt(self, record: AccountRecord) -> None:
+        state = AccountState(
+            id=record.id,
+            enabled=record.enabled,
+            invalid_reason=record.invalid_reason,
+            verify_url=record.verify_url,
+            quota_threshold=record.quota_threshold,
+            model_quota_thresholds=dict(record.model_quota_thresholds),
+        )
+        self._accounts[record.id] = state
+        self._order.append(state)
+        for model, cd in record.cooldowns.items():
+            self._cooldowns[(record.id, model)] = Cooldown(cd.until, cd.reason)
+
+    def add_account(self, account_id: str, now: float) -> None:
+        if account_id not in self._accounts:
+            self._adopt(AccountRecord(id=account_id))
+            self._persist(account_id, now)
+
+    def remove_account(self, account_id: str) -> None:
+        state = self._get(account_id)
+        del self._accounts[account_id]
+        self._order.remove(state)
+        for key in [k for k in self._cooldowns if k[0] == account_id]:
+            del self._cooldowns[key]
+        self.store.remove_account(account_id)
+
+    def _get(self, account_id: str) -> AccountState:
+        try:
+            return self._accounts[account_id]
+        except KeyError:
+            raise UnknownAccount(account_id) from None
+
+    def account(self, account_id: str) -> AccountState:
+        return self._get(account_id)
+
+    @property
+    def account_ids(self) -> list[str]:
+        return [a.id for a in self._order]
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def set_enabled(self, account_id: str, enabled: bool, now: float) -> None:
+        self._get(account_id).enabled = enabled
+        self._persist(account_id, now)
+
+    def clear_invalid(self, account_id: str, now: float) -> None:
+        state = self._get(account_id)
+        state.invalid_reason = None
+        state.verify_url = None
+        self._persist(account_id, now)
+
+    def update_quota(self, account_id: str, model: str, fraction: float, now: float) -> None:
+        """Record a reported remaining-quota fraction (hybrid's quota awareness)."""
+        self._get(account_id).quota[model] = (fraction, now)
+
+    # cooldowns ----------------------------------------------------------------------------
+    def cooldown(self, account_id: str, model: str, now: float) -> Cooldown | None:
+        """The cooldown still in force for account x model, if any."""
+        cd = self._cooldowns.get((account_id, model))
+        if cd is None or cd.until <= now:
+            return None
+        return cd
+
+    def cool_down(
+        self, account_id: str, model: str, until: float, reason: str, now: float
+    ) -> float:
+        """Rest account x model until `until`; a cooldown only ever extends. Returns the end."""
+        key = (account_id, model)
+        old = self._cooldowns.get(key)
+        if old is not None and old.until >= until:
+            return old.until
+        self._cooldowns[key] = Cooldown(until, reason)
+        self._persist(account_id, now)
+        return until
+
+    def usable(self, account_id: str, model: str, now: float) -> bool:
+        state = self._get(account_id)
+        return state.valid and self.cooldown(account_id, model, now) is None
+
+    # selection ----------------------------------------------------------------------------
+    def select(self, model: str, now: float, tried: Iterable[str] = ()) -> Selection:
+        """Lease an account for `model`, preferring ones this request has not tried yet."""
+        valid = [a for a in self._order if a.valid]
+        if not valid:
+            return NoUsableAccount(reasons=self._unusable_reasons())
+        usable = [a for a in valid if self.cooldown(a.id, model, now) is None]
+        if not usable:
+            until = min(self._cooldowns[(a.id, model)].until for a in valid)
+            return PoolCoolingDown(until=until)
+        tried_set = set(tried)
+        candidates = [a for a in usable if a.id not in tried_set] or usable
+        chosen, throttle_ms = self.strategy.choose(self._order, candidates, model, now)
+        chosen.leases += 1
+        return AccountGranted(account=chosen.id, throttle_ms=throttle_ms)
+
+    def release(self, account_id: str) -> None:
+        state = self._accounts.get(account_id)
+        if state is not None:
+            state.leases -= 1
+
+    def leases(self) -> int:
+        return sum(a.leases for a in self._order)
+
+    def _unusable_reasons(self) -> tuple[str, ...]:
+        if not self._order:
+            return ("no accounts are configured",)
+        counts: dict[str, int] = {}
+        for a in self._order:
+            reason = "disabled" if not a.enabled else f"invalid: {a.invalid_reason}"
+            counts[reason] = counts.get(reason, 0) + 1
+        return tuple(f"{n} account{'s' if n > 1 else ''} {reason}" for reason, n in counts.items())
+
+    # outcomes -----------------------------------------------------------------------------
+    def note_rate_limit(
+        self, account_id: str, model: str, request_id: str, now: float
+    ) -> tuple[bool, int]:
+        """Record a 429 on account x model. Returns (duplicate, strikes).
+
+        A 429 is a duplicate when another request saw one on the same account x model inside
+        the dedup window; duplicates do not escalate. Otherwise the strike count (which indexes
+        the quota backoff tiers) grows, restarting after `rate_limit_state_reset_ms` of calm.
+        """
+        key = (account_id, model)
+        window = self.policy.rate_limit_dedup_window_ms / 1000.0
+        last = self._last_429.get(key)
+        strikes = self._strikes.get(key)
+        if last is not None and last[1] != request_id and now - last[0] < window:
+            return True, strikes.count if strikes else 1
+        reset_after = self.policy.rate_limit_state_reset_ms / 1000.0
+        if strikes is None or now - strikes.last_at >= reset_after:
+            strikes = _Strikes(0, now)
+        strikes.count += 1
+        strikes.last_at = now
+        self._strikes[key] = strikes
+        self._last_429[key] = (now, request_id)
+        self.strategy.on_rate_limit(self._get(account_id), now)
+        return False, strikes.count
+
+    def record_failure(self, account_id: str, model: str, now: float) -> float | None:
+        """An attempt on this account failed for upstream reasons (5xx, network, 403, 404...).
+
+        Returns the end of the extended cooldown when the account reached
+        `max_consecutive_failures`, else None."""
+        state = self._get(account_id)
+        state.consecutive_failures += 1
+        self.strategy.on_failure(state, now)
+        if state.consecutive_failures >= self.policy.max_consecutive_failures:
+            until = now + self.policy.extended_cooldown_ms / 1000.0
+            return self.cool_down(account_id, model, until, "consecutive failures", now)
+        return None
+
+    def record_success(self, account_id: str, model: str, now: float) -> None:
+        state = self._get(account_id)
+        state.consecutive_failures = 0
+        self._strikes.pop((account_id, model), None)
+        self._last_429.pop((account_id, model), None)
+        self.strategy.on_success(state, now)
+        budget = self.policy.retry_budget
+        if budget is not None:
+            self.budget_tokens = min(budget.max_tokens, self.budget_tokens + budget.token_ratio)
+
+    def mark_invalid(
+        self, account_id: str, reason: str, verify_url: str | None, now: float
+    ) -> None:
+        state = self._get(account_id)
+        state.invalid_reason = reason
+        state.verify_url = verify_url
+        self._persist(account_id, now)
+
+    # retry budget -------------------------------------------------------------------------
+    def spend_retry_token(self) -> None:
+        """An overload failure happened: it costs one token of the pool-wide budget."""
+        if self.policy.retry_budget is not None:
+            self.budget_tokens = max(0.0, self.budget_tokens - 1.0)
+
+    def retries_allowed(self) -> bool:
+        budget = self.policy.retry_budget
+        return budget is None or self.budget_tokens > budget.max_tokens / 2
+
+    # persistence --------------------------------------------------------------------------
+    def record(self, account_id: str) -> AccountRecord:
+        state = self._get(account_id)
+        return AccountRecord(
+            id=state.id,
+            enabled=state.enabled,
+            invalid_reason=state.invalid_reason,
+            verify_url=state.verify_url,
+            cooldowns={
+                model: CooldownRecord(until=cd.until, reason=cd.reason)
+                for (acct, model), cd in self._cooldowns.items()
+                if acct == account_id
+            },
+            quota_threshold=state.quota_threshold,
+            model_quota_thresholds=dict(state.model_quota_thresholds),
+        )
+
+    def _persist(self, account_id: str, now: float) -> None:
+        self.store.save_account(self.record(account_id), now)

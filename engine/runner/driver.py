@@ -1,0 +1,183 @@
+"""The runner: performs a request's effects through the ports and feeds results back as events.
+
+One loop per request: perform the effects, wait for the next event (from the attempt in flight,
+the client, or the one timer armed from the machine's next deadline), hand it to the engine.
+Events from an attempt the machine has moved past are dropped. A timer expiring is an event
+(`TimerFired` or `DeadlineExpired`), never a sleep in a loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterable
+from typing import Any
+
+from engine.effects import (
+    CancelAttempt,
+    Commit,
+    Effect,
+    Finish,
+    Outcome,
+    RelayContent,
+    SendAttempt,
+)
+from engine.events import (
+    ClientDisconnected,
+    DeadlineExpired,
+    Event,
+    StreamBroken,
+    StreamEnded,
+    TimerFired,
+    UpstreamFailed,
+    UpstreamUnreachable,
+)
+from engine.machine import Engine
+from engine.request import Request
+from engine.runner.ports import ClientStream, Clock, TraceSink, Transport
+
+_FINAL = (StreamEnded, StreamBroken, UpstreamFailed, UpstreamUnreachable)
+_CLIENT = -1  # inbox tag for events that do not belong to an attempt
+_EPS = 1e-9
+_INBOX_SIZE = 64  # backpressure: an upstream cannot run ahead of a slow client without bound
+
+
+class Runner:
+    def __init__(
+        self,
+        engine: Engine,
+        transport: Transport,
+        clock: Clock,
+        sink: TraceSink | None = None,
+    ) -> None:
+        self.engine = engine
+        self.transport = transport
+        self.clock = clock
+        self.sink = sink
+
+    async def run(
+        self,
+        request_id: str,
+        model: str,
+        stream: bool,
+        client: ClientStream,
+        payload: Any = None,
+    ) -> Outcome:
+        """Serve one request to its outcome. Never raises for upstream or client behaviour."""
+        now = self.clock.now()
+        request = self.engine.open(request_id, model, stream, now)
+        if self.sink is not None:
+            self.sink.arrived(request_id, now, model, stream)
+        inbox: asyncio.Queue[tuple[int, Event]] = asyncio.Queue(_INBOX_SIZE)
+        state = _AttemptState()
+        watcher = asyncio.ensure_future(self._watch_client(client, inbox))
+        try:
+            effects = self.engine.start(request, now)
+            while True:
+                self._emitted(request, effects)
+                outcome = await self._perform(effects, state, client, inbox, payload)
+                if outcome is not None:
+                    return outcome
+                event = await self._next_event(request, inbox, state)
+                now = self.clock.now()
+                if self.sink is not None:
+                    self.sink.received(request_id, now, event)
+                effects = self.engine.handle(request, event, now)
+        finally:
+            watcher.cancel()
+            await state.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+
+    async def _perform(
+        self,
+        effects: Iterable[Effect],
+        state: _AttemptState,
+        client: ClientStream,
+        inbox: asyncio.Queue[tuple[int, Event]],
+        payload: Any,
+    ) -> Outcome | None:
+        for effect in effects:
+            if isinstance(effect, SendAttempt):
+                await state.cancel()
+                state.generation += 1
+                state.task = asyncio.ensure_future(
+                    self._attempt(state.generation, effect, payload, inbox)
+                )
+            elif isinstance(effect, CancelAttempt):
+                await state.cancel()
+            elif isinstance(effect, Commit):
+                await client.commit()
+            elif isinstance(effect, RelayContent):
+                await client.send(effect.content)
+            elif isinstance(effect, Finish):
+                await state.cancel()
+                await client.finish(effect.outcome)
+                return effect.outcome
+        return None
+
+    async def _attempt(
+        self,
+        generation: int,
+        send: SendAttempt,
+        payload: Any,
+        inbox: asyncio.Queue[tuple[int, Event]],
+    ) -> None:
+        final_seen = False
+        try:
+            async for event in self.transport.attempt(send, payload):
+                await inbox.put((generation, event))
+                if isinstance(event, _FINAL):
+                    final_seen = True
+                    return
+            if not final_seen:
+                await inbox.put((generation, StreamBroken(reason="the attempt ended early")))
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:  # a transport defect must not kill the request
+            await inbox.put((generation, UpstreamUnreachable(reason=type(err).__name__)))
+
+    async def _watch_client(
+        self, client: ClientStream, inbox: asyncio.Queue[tuple[int, Event]]
+    ) -> None:
+        await client.wait_disconnected()
+        await inbox.put((_CLIENT, ClientDisconnected()))
+
+    async def _next_event(
+        self, request: Request, inbox: asyncio.Queue[tuple[int, Event]], state: _AttemptState
+    ) -> Event:
+        while True:
+            wake = request.wake_at()
+            timeout = None if wake is None else max(0.0, wake - self.clock.now())
+            try:
+                if timeout == 0.0:
+                    raise TimeoutError
+                tag, event = await asyncio.wait_for(inbox.get(), timeout)
+            except TimeoutError:
+                now = self.clock.now()
+                if not request.committed and now + _EPS >= request.deadline:
+                    return DeadlineExpired()
+                if request.wait_until is not None and now + _EPS >= request.wait_until:
+                    return TimerFired()
+                continue
+            if tag in (_CLIENT, state.generation):
+                return event
+
+    def _emitted(self, request: Request, effects: list[Effect]) -> None:
+        if self.sink is not None:
+            self.sink.emitted(request.id, self.clock.now(), request.state, effects)
+
+
+class _AttemptState:
+    __slots__ = ("generation", "task")
+
+    def __init__(self) -> None:
+        self.generation = 0
+        self.task: asyncio.Future[None] | None = None
+
+    async def cancel(self) -> None:
+        task, self.task = self.task, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

@@ -1,0 +1,49 @@
+"""The ports the runner drives: clock, upstream transport, client stream, trace sink."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+from engine.effects import Effect, Outcome, SendAttempt
+from engine.events import Event
+
+
+class Clock(Protocol):
+    def now(self) -> float:
+        """Monotonic seconds (must equal the running event loop's `time()`)."""
+        ...
+
+    def wall(self) -> float:
+        """Wall-clock seconds since the epoch (for absolute upstream reset timestamps)."""
+        ...
+
+
+class Transport(Protocol):
+    def attempt(self, send: SendAttempt, payload: Any) -> AsyncIterator[Event]:
+        """Perform one upstream attempt, yielding what happened in order: `StreamOpened`,
+        `ContentReceived`..., then exactly one final event (`StreamEnded`, `StreamBroken`,
+        `UpstreamFailed` or `UpstreamUnreachable`). Cancellation aborts the attempt."""
+        ...
+
+
+class ClientStream(Protocol):
+    async def commit(self) -> None:
+        """The first content is coming: send the response headers."""
+        ...
+
+    async def send(self, content: Any) -> None: ...
+
+    async def finish(self, outcome: Outcome) -> None:
+        """The request is over: end the stream, or answer the error."""
+        ...
+
+    async def wait_disconnected(self) -> None:
+        """Return when the client goes away (never, if it stays)."""
+        ...
+
+
+class TraceSink(Protocol):
+    def arrived(self, request_id: str, at: float, model: str, stream: bool) -> None: ...
+    def received(self, request_id: str, at: float, event: Event) -> None: ...
+    def emitted(self, request_id: str, at: float, state: str, effects: list[Effect]) -> None: ...

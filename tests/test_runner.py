@@ -1,0 +1,117 @@
+"""The runner drives the engine through its ports, on a virtual clock with exact times."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+
+from engine.machine import Engine
+from engine.policy import load_policy
+from engine.pool import AccountPool
+from engine.runner import Runner, VirtualClock
+from tests.fakes import Answer, ListSink, RecordingClient, ScriptedTransport, error, ok
+from tests.support import MODEL, SERVER_500, capacity, quota_429
+
+
+def make(accounts: list[str], scripts: dict[str, list[Answer]], **overrides: object):
+    clock = VirtualClock()
+    policy = load_policy(overrides=dict(overrides))
+    pool = AccountPool(policy, accounts)
+    engine = Engine(policy, pool, rng=random.Random(0))
+    transport = ScriptedTransport(clock, scripts)
+    sink = ListSink()
+    return clock, pool, Runner(engine, transport, clock, sink), transport, sink
+
+
+def test_a_normal_answer_streams_every_chunk_once_and_succeeds() -> None:
+    clock, pool, runner, transport, _ = make(["A"], {"A": [ok(chunks=3)]})
+    client = RecordingClient(clock)
+    outcome = clock.run(runner.run("r1", MODEL, True, client))
+    assert outcome.ok
+    assert client.received == ["chunk0", "chunk1", "chunk2"]
+    assert client.committed_at == 0.05
+    assert transport.log == [(0.0, "A", "daily")]
+    assert pool.leases() == 0
+
+
+def test_a_two_hour_quota_wait_costs_no_real_time_and_happens_at_exact_virtual_times() -> None:
+    # A's quota resets in 100 s; B is out for 2 h: the request waits for A (within the 120 s
+    # max wait) and is served by A at exactly 100.5 s (reset + the 500 ms buffer).
+    scripts = {"A": [error(quota_429(100_000)), ok()], "B": [error(quota_429(7_200_000))]}
+    clock, pool, runner, transport, _ = make(["A", "B"], scripts, strategy="round-robin")
+    client = RecordingClient(clock)
+    started = time.monotonic()
+    outcome = clock.run(runner.run("r1", MODEL, True, client))
+    assert time.monotonic() - started < 1.0
+    assert outcome.ok
+    assert transport.log == [(0.0, "A", "daily"), (5.05, "B", "daily"), (100.55, "A", "daily")]
+
+
+def test_a_client_that_leaves_mid_wait_cancels_everything_and_releases_the_account() -> None:
+    clock, pool, runner, transport, _ = make(["A"], {"A": [error(capacity(503))]})
+    client = RecordingClient(clock, leave_at=7.0)
+    outcome = clock.run(runner.run("r1", MODEL, True, client))
+    assert outcome.status == 499
+    assert clock.now() == 7.0
+    assert transport.log == [(0.0, "A", "daily"), (5.05, "A", "daily")]
+    assert pool.leases() == 0
+
+
+def test_a_client_that_leaves_mid_stream_cancels_the_upstream_attempt() -> None:
+    clock, pool, runner, transport, _ = make(["A"], {"A": [ok(chunks=100, gap=1.0)]})
+    client = RecordingClient(clock, leave_at=3.5)
+    outcome = clock.run(runner.run("r1", MODEL, True, client))
+    assert outcome.status == 499 and outcome.committed
+    assert transport.cancelled == 1
+    assert len(client.received) == 4
+    assert pool.leases() == 0
+
+
+def test_a_hanging_upstream_ends_at_the_deadline_with_a_timeout() -> None:
+    clock, pool, runner, transport, _ = make(["A"], {"A": [Answer("hang")]}, deadline_ms=30_000)
+    client = RecordingClient(clock)
+    outcome = clock.run(runner.run("r1", MODEL, True, client))
+    assert (outcome.status, outcome.error_type) == (504, "timeout_error")
+    assert clock.now() == 30.0
+    assert transport.cancelled == 1
+
+
+def test_a_stream_cut_after_commit_is_one_error_and_never_resent() -> None:
+    scripts = {"A": [Answer("drop", chunks=2)], "B": [ok()]}
+    clock, pool, runner, transport, _ = make(["A", "B"], scripts)
+    client = RecordingClient(clock)
+    outcome = clock.run(runner.run("r1", MODEL, True, client))
+    assert not outcome.ok and outcome.committed
+    assert client.received == ["chunk0", "chunk1"]
+    assert len(transport.log) == 1
+
+
+def test_concurrent_requests_share_one_pool_and_one_virtual_clock_deterministically() -> None:
+    def once() -> list[tuple[float, str, str]]:
+        scripts = {"A": [error(quota_429()), ok()], "B": [error(SERVER_500), ok()], "C": [ok()]}
+        clock, pool, runner, transport, _ = make(["A", "B", "C"], scripts)
+
+        async def main() -> None:
+            clients = [RecordingClient(clock) for _ in range(5)]
+            await asyncio.gather(
+                *(runner.run(f"r{i}", MODEL, True, c) for i, c in enumerate(clients))
+            )
+            assert all(c.outcome and c.outcome.ok for c in clients)
+            assert pool.leases() == 0
+
+        clock.run(main())
+        return transport.log
+
+    first = once()
+    assert len(first) >= 5
+    assert all(once() == first for _ in range(3))
+
+
+def test_the_trace_sink_sees_arrival_inputs_and_outputs_in_time_order() -> None:
+    clock, pool, runner, transport, sink = make(["A"], {"A": [ok(chunks=1)]})
+    clock.run(runner.run("r1", MODEL, True, RecordingClient(clock)))
+    kinds = [r[0] for r in sink.records]
+    assert kinds[0] == "arrived" and kinds[-1] == "emitted"
+    times = [r[2] for r in sink.records]
+    assert times == sorted(times)
