@@ -24,6 +24,7 @@ from engine.effects import (
 from engine.events import (
     AccountGranted,
     AccountReleased,
+    AccountWithdrawn,
     ContentReceived,
     FallbackModelChosen,
     PoolCoolingDown,
@@ -101,7 +102,12 @@ def ask_pool(r: Request) -> None:
 
 
 def send_attempt(r: Request) -> None:
+    """Send the next attempt, unless a concurrent request has meanwhile put the account to rest
+    for this model or invalidated it: then nothing is sent and the account is withdrawn."""
     assert r.account is not None
+    if not r.engine.pool.usable(r.account, r.model, r.now):
+        r.pending.append(AccountWithdrawn())
+        return
     r.sends += 1
     r.in_flight = True
     r.effects.append(
@@ -282,6 +288,10 @@ def refresh_and_retry(r: Request) -> None:
     _note_failure(r)
     r.refreshed = True
     r.refresh_next = True
+
+
+def leave_withdrawn_account(r: Request) -> None:
+    return None
 
 
 def give_up_account(r: Request) -> None:

@@ -44,6 +44,13 @@ class NoUsableAccount(Event):
     reasons: tuple[str, ...] = ()
 
 
+class AccountWithdrawn(Event):
+    """Since the request leased its account, another request put it to rest for this model or
+    invalidated it: the request must not use it again (reset fidelity)."""
+
+    trigger: ClassVar[str] = "account_withdrawn"
+
+
 class AccountReleased(Event):
     """The request gave its account back after failing on it (attempt counted)."""
 
@@ -122,6 +129,7 @@ INTERNAL_EVENTS: tuple[type[Event], ...] = (
     AccountGranted,
     PoolCoolingDown,
     NoUsableAccount,
+    AccountWithdrawn,
     AccountReleased,
     FallbackModelChosen,
 )

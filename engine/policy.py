@@ -84,7 +84,6 @@ class Policy(_Frozen):
     default_cooldown_ms: Ms = Field(10_000, ge=1000, le=300_000)
     max_wait_before_error_ms: Ms = Field(120_000, le=600_000)
     rate_limit_dedup_window_ms: Ms = Field(2000, le=30_000)
-    rate_limit_state_reset_ms: Ms = 120_000
     first_retry_delay_ms: Ms = Field(1000, ge=1, le=60_000)
     max_backoff_ms: Ms = Field(60_000, ge=1)
     min_backoff_ms: Ms = 2000

@@ -182,7 +182,8 @@ class AccountPool:
 
         A 429 is a duplicate when another request saw one on the same account x model inside
         the dedup window; duplicates do not escalate. Otherwise the strike count (which indexes
-        the quota backoff tiers) grows, restarting after `rate_limit_state_reset_ms` of calm.
+        the quota backoff tiers: 60 s, 5 min, 30 min, 2 h) grows until a success clears it, as
+        the JS proxy's consecutive-failure index does.
         """
         key = (account_id, model)
         window = self.policy.rate_limit_dedup_window_ms / 1000.0
@@ -190,8 +191,7 @@ class AccountPool:
         strikes = self._strikes.get(key)
         if last is not None and last[1] != request_id and now - last[0] < window:
             return True, strikes.count if strikes else 1
-        reset_after = self.policy.rate_limit_state_reset_ms / 1000.0
-        if strikes is None or now - strikes.last_at >= reset_after:
+        if strikes is None:
             strikes = _Strikes(0, now)
         strikes.count += 1
         strikes.last_at = now

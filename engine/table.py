@@ -273,6 +273,13 @@ TRANSITIONS: tuple[Row, ...] = (
         note="no enabled, valid account: fail at once [A1, fixes A3']",
     ),
     # Fetching: the upstream answers ------------------------------------------------------------
+    Row(
+        FETCHING,
+        "account_withdrawn",
+        SWITCHING,
+        action="leave_withdrawn_account",
+        note="another request rested or invalidated the account: nothing sent",
+    ),
     Row(FETCHING, "stream_opened", STREAMING, action="open_stream", note="2xx"),
     *_upstream_failed_rows(FETCHING),
     *_endpoint_failure_rows(FETCHING, "upstream_unreachable", upstream_status=False),

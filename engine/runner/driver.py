@@ -80,6 +80,8 @@ class Runner:
                     return outcome
                 event = await self._next_event(request, inbox, state)
                 now = self.clock.now()
+                if isinstance(event, TimerFired) and request.wait_until is not None:
+                    now = max(now, request.wait_until)  # a timer never fires "early" by an ulp
                 if self.sink is not None:
                     self.sink.received(request_id, now, event)
                 effects = self.engine.handle(request, event, now)
