@@ -258,10 +258,8 @@ def rest_after_capacity(r: Request) -> None:
 
 def wait_subsecond_reset(r: Request) -> None:
     failure = _note_failure(r)
-    delay = failure.reset_ms or 0
     r.subsecond_retries += 1
-    _cool_down(r, delay, "rate limited")
-    _wait(r, delay, "sub-second rate limit", "fetch")
+    _wait(r, failure.reset_ms or 0, "sub-second rate limit", "fetch")
 
 
 def rest_after_duplicate_429(r: Request) -> None:

@@ -11,6 +11,7 @@ request with an internal error instead of leaving it half-moved.
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Callable
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 from transitions import Machine, MachineError
 
 from engine.actions import ACTIONS
-from engine.effects import CancelAttempt, CancelTimer, Effect, Finish, Outcome
+from engine.effects import CancelAttempt, CancelTimer, CoolDownAccount, Effect, Finish, Outcome
 from engine.events import (
     ContentReceived,
     Event,
@@ -41,6 +42,12 @@ from engine.request import Request
 from engine.table import FAILED, STATES, TRANSITIONS
 
 _ATTEMPT_ENDS = (UpstreamFailed, UpstreamUnreachable, StreamEnded, StreamBroken)
+REST_REASONS = {
+    FailureKind.QUOTA_EXHAUSTED: "quota exhausted",
+    FailureKind.RATE_LIMITED: "rate limited",
+    FailureKind.CAPACITY_EXHAUSTED: "capacity exhausted",
+}
+RESET_KINDS = frozenset(REST_REASONS)
 
 
 class UnexpectedEvent(Exception):
@@ -73,8 +80,12 @@ def _resolve(names: tuple[str, ...], registry: dict[str, Any], kind: str) -> lis
     return [_on_request(registry[n]) for n in names]
 
 
+@functools.cache
 def build_machine() -> Machine:
-    """The shared machine: states and transitions from the table, callbacks resolved by name."""
+    """The machine: states and transitions from the table, callbacks resolved by name.
+
+    Built once per process and shared by every engine: it holds no request state (each request
+    carries its own `state`, and nothing is ever registered with or changed on the machine)."""
     states = [
         {
             "name": s.name,
@@ -182,6 +193,22 @@ class Engine:
             return None
         if request.committed:
             return failure
+        if (
+            failure.reset_ms and failure.kind in RESET_KINDS and request.account is not None
+        ):  # the server said when: nobody uses this account x model before, whatever we decide
+            reason = REST_REASONS[failure.kind]
+            until = self.pool.cool_down(
+                request.account,
+                request.model,
+                request.now + failure.reset_ms / 1000.0,
+                reason,
+                request.now,
+            )
+            request.effects.append(
+                CoolDownAccount(
+                    account=request.account, model=request.model, until=until, reason=reason
+                )
+            )
         if failure.kind in OVERLOAD_KINDS:
             self.pool.spend_retry_token()
         if failure.kind in RATE_LIMIT_KINDS and request.account is not None:

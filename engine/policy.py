@@ -81,15 +81,15 @@ class Policy(_Frozen):
 
     # Attempts and waits (seed §1.1)
     max_retries: int = Field(5, ge=1, le=20)
-    default_cooldown_ms: Ms = Field(10_000, ge=1000, le=300_000)
+    default_cooldown_ms: int = Field(10_000, ge=1000, le=300_000)
     max_wait_before_error_ms: Ms = Field(120_000, le=600_000)
     rate_limit_dedup_window_ms: Ms = Field(2000, le=30_000)
-    first_retry_delay_ms: Ms = Field(1000, ge=1, le=60_000)
-    max_backoff_ms: Ms = Field(60_000, ge=1)
+    first_retry_delay_ms: int = Field(1000, ge=1, le=60_000)
+    max_backoff_ms: int = Field(60_000, ge=1)
     min_backoff_ms: Ms = 2000
     switch_account_delay_ms: Ms = Field(5000, le=60_000)
     max_consecutive_failures: int = Field(3, ge=1, le=10)
-    extended_cooldown_ms: Ms = Field(60_000, ge=1000, le=600_000)
+    extended_cooldown_ms: int = Field(60_000, ge=1000, le=600_000)
     capacity_backoff_tiers_ms: tuple[Annotated[int, Field(ge=1, le=300_000)], ...] = Field(
         (5000, 10_000, 20_000, 30_000, 60_000), min_length=1, max_length=10
     )
@@ -110,7 +110,7 @@ class Policy(_Frozen):
     global_quota_threshold: float = Field(0, ge=0, lt=1)
 
     # New bounds the JavaScript proxy lacks
-    deadline_ms: Ms = Field(600_000, ge=1000, le=86_400_000)
+    deadline_ms: int = Field(600_000, ge=1000, le=86_400_000)
     """*new* A request that has not committed (no content reached the client) by then fails."""
     max_subsecond_retries: int = Field(3, ge=0, le=20)
     """*new* Same-endpoint retries for resets under `subsecond_reset_ms` (unbounded in JS)."""

@@ -83,8 +83,9 @@ class AccountPool:
         state = self._get(account_id)
         del self._accounts[account_id]
         self._order.remove(state)
-        for key in [k for k in self._cooldowns if k[0] == account_id]:
-            del self._cooldowns[key]
+        for table in (self._cooldowns, self._strikes, self._last_429):
+            for key in [k for k in table if k[0] == account_id]:
+                del table[key]
         self.store.remove_account(account_id)
 
     def _get(self, account_id: str) -> AccountState:
@@ -129,6 +130,7 @@ class AccountPool:
         self, account_id: str, model: str, until: float, reason: str, now: float
     ) -> float:
         """Rest account x model until `until`; a cooldown only ever extends. Returns the end."""
+        self._get(account_id)  # an unknown id raises before any state changes
         key = (account_id, model)
         old = self._cooldowns.get(key)
         if old is not None and old.until >= until:
@@ -185,6 +187,7 @@ class AccountPool:
         the quota backoff tiers: 60 s, 5 min, 30 min, 2 h) grows until a success clears it, as
         the JS proxy's consecutive-failure index does.
         """
+        state = self._get(account_id)  # an unknown id raises before any state changes
         key = (account_id, model)
         window = self.policy.rate_limit_dedup_window_ms / 1000.0
         last = self._last_429.get(key)
@@ -197,7 +200,7 @@ class AccountPool:
         strikes.last_at = now
         self._strikes[key] = strikes
         self._last_429[key] = (now, request_id)
-        self.strategy.on_rate_limit(self._get(account_id), now)
+        self.strategy.on_rate_limit(state, now)
         return False, strikes.count
 
     def record_failure(self, account_id: str, model: str, now: float) -> float | None:

@@ -1,0 +1,664 @@
+"""The account pool and the selection strategies (reference/seed-behaviour.md §2.3-§2.5),
+synchronously: `now` is monotonic seconds, policy durations are milliseconds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from engine.events import AccountGranted, NoUsableAccount, PoolCoolingDown
+from engine.policy import Policy, load_policy
+from engine.pool import AccountPool, Selection, UnknownAccount
+from engine.store import AccountRecord, CooldownRecord, InMemoryStore
+from engine.strategies import Hybrid
+
+MODEL = "claude-sonnet-4-6"
+OTHER_MODEL = "gemini-3-flash"
+VERIFY_URL = "https://accounts.google.com/signin/continue?sarp=1&scc=1"
+REVOKED = "Token revoked - re-authentication required"
+
+
+# helpers ------------------------------------------------------------------------------------
+def policy(strategy: str = "hybrid", **overrides: Any) -> Policy:
+    return load_policy(overrides={"strategy": strategy, **overrides})
+
+
+def pool_of(
+    ids: list[str], strategy: str = "hybrid", store: InMemoryStore | None = None, **overrides: Any
+) -> AccountPool:
+    return AccountPool(policy(strategy, **overrides), ids, store=store)
+
+
+def granted(selection: Selection) -> AccountGranted:
+    assert isinstance(selection, AccountGranted), selection
+    return selection
+
+
+def pick(pool: AccountPool, now: float = 0.0, tried: tuple[str, ...] = ()) -> str:
+    return granted(pool.select(MODEL, now, tried)).account
+
+
+def picks(pool: AccountPool, n: int, now: float = 0.0) -> list[str]:
+    return [pick(pool, now) for _ in range(n)]
+
+
+def hybrid(pool: AccountPool) -> Hybrid:
+    assert isinstance(pool.strategy, Hybrid)
+    return pool.strategy
+
+
+def health(pool: AccountPool, account_id: str, now: float) -> float:
+    return hybrid(pool).health(pool.account(account_id), now)
+
+
+def tokens(pool: AccountPool, account_id: str, now: float) -> float:
+    return hybrid(pool).tokens(pool.account(account_id), now)
+
+
+def set_tokens(pool: AccountPool, account_id: str, value: float, now: float) -> None:
+    state = pool.account(account_id)
+    state.tokens = value
+    state.tokens_at = now
+
+
+def stored(store: InMemoryStore, account_id: str) -> AccountRecord:
+    records = {r.id: r for r in store.load(0.0)}
+    return records[account_id]
+
+
+# sticky -------------------------------------------------------------------------------------
+def test_sticky_keeps_the_current_account_while_it_is_usable() -> None:
+    pool = pool_of(["A", "B", "C"], "sticky")
+    assert picks(pool, 4) == ["A", "A", "A", "A"]
+
+
+def test_sticky_moves_to_the_next_usable_account_when_the_current_one_cools_down() -> None:
+    pool = pool_of(["A", "B", "C"], "sticky")
+    assert pick(pool, 0.0) == "A"
+    pool.cool_down("A", MODEL, 30.0, "rate limited", 1.0)
+    assert picks(pool, 2, 2.0) == ["B", "B"]
+    # A is free again, but sticky stays on the account it moved to.
+    assert pick(pool, 31.0) == "B"
+
+
+def test_sticky_wraps_around_to_the_first_account_after_the_last_one() -> None:
+    pool = pool_of(["A", "B", "C"], "sticky")
+    pool.cool_down("A", MODEL, 10.0, "rate limited", 0.0)
+    pool.cool_down("B", MODEL, 10.0, "rate limited", 0.0)
+    assert pick(pool, 1.0) == "C"
+    pool.cool_down("C", MODEL, 100.0, "rate limited", 20.0)
+    assert pick(pool, 21.0) == "A"
+
+
+def test_sticky_moves_on_when_the_current_account_becomes_invalid() -> None:
+    pool = pool_of(["A", "B", "C"], "sticky")
+    assert pick(pool) == "A"
+    pool.mark_invalid("A", REVOKED, None, 1.0)
+    assert picks(pool, 2, 2.0) == ["B", "B"]
+
+
+def test_sticky_prefers_an_account_the_request_has_not_tried_yet() -> None:
+    pool = pool_of(["A", "B", "C"], "sticky")
+    assert pick(pool, tried=("A",)) == "B"
+    assert pick(pool, tried=("A", "B")) == "C"
+
+
+def test_sticky_falls_back_to_a_tried_account_when_every_usable_one_was_tried() -> None:
+    pool = pool_of(["A", "B"], "sticky")
+    assert pick(pool) == "A"
+    assert pick(pool, tried=("A", "B")) == "A"
+
+
+# round-robin --------------------------------------------------------------------------------
+def test_round_robin_takes_the_next_account_each_time_and_wraps() -> None:
+    pool = pool_of(["A", "B", "C"], "round-robin")
+    assert picks(pool, 5) == ["A", "B", "C", "A", "B"]
+
+
+def test_round_robin_skips_cooling_invalid_and_disabled_accounts() -> None:
+    pool = pool_of(["A", "B", "C", "D", "E"], "round-robin")
+    pool.cool_down("B", MODEL, 100.0, "rate limited", 0.0)
+    pool.mark_invalid("C", REVOKED, None, 0.0)
+    pool.set_enabled("D", False, 0.0)
+    assert picks(pool, 4, 1.0) == ["A", "E", "A", "E"]
+    # B's cooldown is only for MODEL: another model still rotates through it (one shared cursor).
+    assert [granted(pool.select(OTHER_MODEL, 1.0)).account for _ in range(3)] == ["A", "B", "E"]
+
+
+# hybrid: health -----------------------------------------------------------------------------
+def test_hybrid_health_starts_at_70_and_a_success_adds_1() -> None:
+    pool = pool_of(["A"])
+    assert health(pool, "A", 0.0) == 70
+    pool.record_success("A", MODEL, 0.0)
+    assert health(pool, "A", 0.0) == 71
+
+
+def test_hybrid_health_loses_10_on_a_rate_limit() -> None:
+    pool = pool_of(["A"])
+    assert pool.note_rate_limit("A", MODEL, "r1", 0.0) == (False, 1)
+    assert health(pool, "A", 0.0) == 60
+
+
+def test_hybrid_health_is_not_penalised_by_a_duplicate_rate_limit() -> None:
+    pool = pool_of(["A"])
+    pool.note_rate_limit("A", MODEL, "r1", 0.0)
+    assert pool.note_rate_limit("A", MODEL, "r2", 0.5) == (True, 1)
+    assert health(pool, "A", 0.5) == pytest.approx(60, abs=0.01)
+
+
+def test_hybrid_health_loses_20_on_a_failure() -> None:
+    pool = pool_of(["A"])
+    pool.record_failure("A", MODEL, 0.0)
+    assert health(pool, "A", 0.0) == 50
+
+
+def test_hybrid_health_recovers_10_per_hour_lazily_and_folds_recovery_into_the_next_change() -> (
+    None
+):
+    pool = pool_of(["A"])
+    pool.record_failure("A", MODEL, 0.0)
+    assert health(pool, "A", 1800.0) == pytest.approx(55)
+    assert health(pool, "A", 3600.0) == pytest.approx(60)
+    pool.record_success("A", MODEL, 3600.0)
+    assert health(pool, "A", 3600.0) == pytest.approx(61)
+    assert health(pool, "A", 7200.0) == pytest.approx(71)
+
+
+def test_hybrid_health_is_capped_at_100() -> None:
+    pool = pool_of(["A"])
+    for _ in range(40):
+        pool.record_success("A", MODEL, 0.0)
+    assert health(pool, "A", 0.0) == 100
+    pool.record_failure("A", MODEL, 0.0)
+    assert health(pool, "A", 0.0) == 80
+    assert health(pool, "A", 100 * 3600.0) == 100
+
+
+def test_hybrid_health_is_floored_at_0_and_recovers_from_there() -> None:
+    pool = pool_of(["A"])
+    for _ in range(4):  # 70 - 4 x 20 would be -10
+        pool.record_failure("A", MODEL, 0.0)
+    assert health(pool, "A", 0.0) == 0
+    assert health(pool, "A", 360.0) == pytest.approx(1)
+
+
+# hybrid: tokens -----------------------------------------------------------------------------
+def test_hybrid_tokens_start_at_50_and_each_selection_consumes_one() -> None:
+    pool = pool_of(["A"])
+    assert tokens(pool, "A", 0.0) == 50
+    picks(pool, 3)
+    assert tokens(pool, "A", 0.0) == 47
+
+
+def test_hybrid_a_selection_takes_an_account_from_10_tokens_to_9() -> None:
+    pool = pool_of(["A"])
+    set_tokens(pool, "A", 10.0, 0.0)
+    assert pick(pool, 0.0) == "A"
+    assert tokens(pool, "A", 0.0) == 9
+
+
+def test_hybrid_tokens_refill_6_per_minute_up_to_the_maximum() -> None:
+    pool = pool_of(["A"])
+    set_tokens(pool, "A", 10.0, 0.0)
+    assert tokens(pool, "A", 30.0) == pytest.approx(13)
+    assert tokens(pool, "A", 60.0) == pytest.approx(16)
+    assert tokens(pool, "A", 3600.0) == 50
+
+
+def test_hybrid_a_failure_refunds_a_token_but_a_rate_limit_does_not() -> None:
+    pool = pool_of(["A"])
+    picks(pool, 2)
+    assert tokens(pool, "A", 0.0) == 48
+    pool.record_failure("A", MODEL, 0.0)
+    assert tokens(pool, "A", 0.0) == 49
+    pool.note_rate_limit("A", MODEL, "r1", 0.0)
+    assert tokens(pool, "A", 0.0) == 49
+
+
+def test_hybrid_a_failure_refund_never_exceeds_the_maximum() -> None:
+    pool = pool_of(["A"])
+    pool.record_failure("A", MODEL, 0.0)
+    assert tokens(pool, "A", 0.0) == 50
+
+
+# hybrid: score ------------------------------------------------------------------------------
+def test_hybrid_score_of_an_unseen_account_is_70x2_plus_100x5_plus_50x3_plus_3600x0_1() -> None:
+    pool = pool_of(["A"])
+    score = hybrid(pool).score(pool.account("A"), MODEL, 0.0)
+    assert score == pytest.approx(140 + 500 + 150 + 360)
+
+
+def test_hybrid_score_uses_tokens_percent_and_idle_seconds_since_the_last_selection() -> None:
+    pool = pool_of(["A"])
+    pick(pool, 1000.0)  # tokens 49, last used at 1000
+    # at 1005: health 70, tokens 49.5 -> 99 %, quota unknown 50, idle 5 s
+    score = hybrid(pool).score(pool.account("A"), MODEL, 1005.0)
+    assert score == pytest.approx(70 * 2 + 99 * 5 + 50 * 3 + 5 * 0.1)
+
+
+def test_hybrid_idle_time_counts_at_most_3600_seconds() -> None:
+    pool = pool_of(["A"])
+    pick(pool, 0.0)
+    at_hour = hybrid(pool).score(pool.account("A"), MODEL, 3600.0)
+    at_two_hours = hybrid(pool).score(pool.account("A"), MODEL, 7200.0)
+    assert at_hour == pytest.approx(140 + 500 + 150 + 360)
+    assert at_two_hours == pytest.approx(at_hour)
+
+
+def test_hybrid_quota_score_is_50_when_unknown_and_the_fraction_times_100_when_fresh() -> None:
+    pool = pool_of(["A"])
+    strategy = hybrid(pool)
+    assert strategy.quota_score(pool.account("A"), MODEL, 0.0) == 50
+    pool.update_quota("A", MODEL, 0.8, 0.0)
+    assert strategy.quota_score(pool.account("A"), MODEL, 299.0) == pytest.approx(80)
+    assert strategy.quota_score(pool.account("A"), OTHER_MODEL, 0.0) == 50
+    assert strategy.score(pool.account("A"), MODEL, 0.0) == pytest.approx(140 + 500 + 240 + 360)
+
+
+def test_hybrid_stale_quota_score_is_multiplied_by_0_9_after_stale_ms() -> None:
+    pool = pool_of(["A"])
+    pool.update_quota("A", MODEL, 0.8, 0.0)
+    assert hybrid(pool).quota_score(pool.account("A"), MODEL, 300.0) == pytest.approx(72)
+    score = hybrid(pool).score(pool.account("A"), MODEL, 300.0)
+    assert score == pytest.approx(140 + 500 + 72 * 3 + 360)
+
+
+def test_hybrid_picks_the_highest_score() -> None:
+    pool = pool_of(["A", "B"])
+    pool.update_quota("A", MODEL, 0.2, 0.0)
+    pool.update_quota("B", MODEL, 0.9, 0.0)
+    assert pick(pool, 0.0) == "B"
+
+
+# hybrid: levels -----------------------------------------------------------------------------
+def test_hybrid_passes_over_an_unhealthy_account_while_a_healthy_one_exists() -> None:
+    pool = pool_of(["A", "B"])
+    pool.record_failure("A", MODEL, 0.0)
+    pool.record_failure("A", MODEL, 0.0)  # health 30
+    pool.account("B").last_used = 0.0  # B loses the 360 idle points
+    strategy = hybrid(pool)
+    # By score alone A would win: 30x2 + 500 + 150 + 360 = 1070 > 70x2 + 500 + 150 + 0 = 790.
+    a_score = strategy.score(pool.account("A"), MODEL, 0.0)
+    b_score = strategy.score(pool.account("B"), MODEL, 0.0)
+    assert a_score > b_score
+    assert granted(pool.select(MODEL, 0.0)) == AccountGranted(account="B", throttle_ms=0)
+
+
+def test_hybrid_passes_over_a_fresh_quota_critical_account_at_the_normal_level() -> None:
+    pool = pool_of(["A", "B"])
+    pool.update_quota("A", MODEL, 0.05, 0.0)
+    pool.account("B").last_used = 0.0
+    strategy = hybrid(pool)
+    # By score alone A would win: 140 + 500 + 15 + 360 = 1015 > 140 + 500 + 150 + 0 = 790.
+    assert strategy.score(pool.account("A"), MODEL, 0.0) > strategy.score(
+        pool.account("B"), MODEL, 0.0
+    )
+    assert granted(pool.select(MODEL, 0.0)) == AccountGranted(account="B", throttle_ms=0)
+
+
+def test_hybrid_a_stale_low_quota_is_not_critical() -> None:
+    pool = pool_of(["A", "B"])
+    pool.update_quota("A", MODEL, 0.05, 0.0)
+    pool.account("B").last_used = 300.0
+    assert pick(pool, 300.0) == "A"
+
+
+def test_hybrid_uses_the_quota_level_without_throttle_when_every_account_is_quota_critical() -> (
+    None
+):
+    pool = pool_of(["A", "B"])
+    pool.update_quota("A", MODEL, 0.01, 0.0)
+    pool.update_quota("B", MODEL, 0.04, 0.0)
+    assert granted(pool.select(MODEL, 0.0)) == AccountGranted(account="B", throttle_ms=0)
+    assert tokens(pool, "B", 0.0) == 49
+
+
+def test_hybrid_emergency_level_takes_an_unhealthy_account_with_tokens_and_throttles_250() -> None:
+    pool = pool_of(["A", "B"])
+    for account in ("A", "B"):
+        pool.record_failure(account, MODEL, 0.0)
+        pool.record_failure(account, MODEL, 0.0)  # health 30, tokens still 50
+    set_tokens(pool, "A", 0.0, 0.0)
+    assert granted(pool.select(MODEL, 0.0)) == AccountGranted(account="B", throttle_ms=250)
+    assert tokens(pool, "B", 0.0) == 49
+
+
+def test_hybrid_last_resort_level_takes_an_account_without_tokens_and_throttles_500() -> None:
+    pool = pool_of(["A", "B"])
+    set_tokens(pool, "A", 0.5, 0.0)
+    set_tokens(pool, "B", 0.0, 0.0)
+    assert granted(pool.select(MODEL, 0.0)) == AccountGranted(account="A", throttle_ms=500)
+    # lastResort does not consume a token.
+    assert tokens(pool, "A", 0.0) == 0.5
+    assert tokens(pool, "B", 0.0) == 0
+
+
+def test_hybrid_ties_go_to_the_earliest_account_in_pool_order() -> None:
+    assert pick(pool_of(["A", "B", "C"])) == "A"
+    assert pick(pool_of(["C", "B", "A"])) == "C"
+
+
+# select: nothing to grant -------------------------------------------------------------------
+def test_select_without_accounts_reports_that_none_are_configured() -> None:
+    pool = pool_of([])
+    assert pool.select(MODEL, 0.0) == NoUsableAccount(reasons=("no accounts are configured",))
+
+
+def test_select_with_every_account_disabled_reports_the_count() -> None:
+    pool = pool_of(["a@example.com", "b@example.com"])
+    pool.set_enabled("a@example.com", False, 0.0)
+    pool.set_enabled("b@example.com", False, 0.0)
+    assert pool.select(MODEL, 0.0) == NoUsableAccount(reasons=("2 accounts disabled",))
+
+
+def test_select_with_every_account_invalid_reports_counts_and_reasons_but_no_secrets() -> None:
+    pool = pool_of(["a@example.com", "b@example.com", "c@example.com"])
+    pool.mark_invalid("a@example.com", REVOKED, None, 0.0)
+    pool.mark_invalid("b@example.com", REVOKED, None, 0.0)
+    pool.mark_invalid("c@example.com", "Account requires verification", VERIFY_URL, 0.0)
+    selection = pool.select(MODEL, 0.0)
+    assert selection == NoUsableAccount(
+        reasons=(
+            f"2 accounts invalid: {REVOKED}",
+            "1 account invalid: Account requires verification",
+        )
+    )
+    text = " ".join(selection.reasons)
+    assert VERIFY_URL not in text
+    assert "@example.com" not in text
+
+
+def test_select_with_disabled_and_invalid_accounts_reports_both() -> None:
+    pool = pool_of(["A", "B"])
+    pool.set_enabled("A", False, 0.0)
+    pool.mark_invalid("B", REVOKED, None, 0.0)
+    assert pool.select(MODEL, 0.0) == NoUsableAccount(
+        reasons=("1 account disabled", f"1 account invalid: {REVOKED}")
+    )
+
+
+def test_select_reports_the_earliest_reset_when_every_valid_account_cools_down_for_the_model() -> (
+    None
+):
+    pool = pool_of(["A", "B", "C"])
+    pool.cool_down("A", MODEL, 30.0, "quota", 0.0)
+    pool.cool_down("B", MODEL, 20.0, "quota", 0.0)
+    pool.set_enabled("C", False, 0.0)  # not valid: does not count
+    assert pool.select(MODEL, 1.0) == PoolCoolingDown(until=20.0)
+    assert granted(pool.select(OTHER_MODEL, 1.0)).account == "A"
+    assert pick(pool, 20.0) == "B"
+
+
+# cooldowns ----------------------------------------------------------------------------------
+def test_a_cooldown_only_ever_extends() -> None:
+    pool = pool_of(["A"])
+    assert pool.cool_down("A", MODEL, 50.0, "quota", 0.0) == 50.0
+    assert pool.cool_down("A", MODEL, 20.0, "rate limited", 1.0) == 50.0
+    cooldown = pool.cooldown("A", MODEL, 2.0)
+    assert cooldown is not None
+    assert (cooldown.until, cooldown.reason) == (50.0, "quota")
+    assert pool.cool_down("A", MODEL, 80.0, "capacity", 3.0) == 80.0
+    cooldown = pool.cooldown("A", MODEL, 4.0)
+    assert cooldown is not None
+    assert (cooldown.until, cooldown.reason) == (80.0, "capacity")
+
+
+def test_a_cooldown_is_gone_once_it_has_expired() -> None:
+    pool = pool_of(["A"])
+    pool.cool_down("A", MODEL, 50.0, "quota", 0.0)
+    assert pool.cooldown("A", MODEL, 49.9) is not None
+    assert not pool.usable("A", MODEL, 49.9)
+    assert pool.cooldown("A", MODEL, 50.0) is None
+    assert pool.usable("A", MODEL, 50.0)
+    assert pool.cooldown("A", OTHER_MODEL, 0.0) is None
+
+
+# note_rate_limit ----------------------------------------------------------------------------
+def test_a_429_from_another_request_inside_the_dedup_window_is_a_duplicate() -> None:
+    pool = pool_of(["A"])
+    assert pool.note_rate_limit("A", MODEL, "r1", 0.0) == (False, 1)
+    assert pool.note_rate_limit("A", MODEL, "r2", 1.9) == (True, 1)
+    # after the 2 s window another request's 429 counts again
+    assert pool.note_rate_limit("A", MODEL, "r2", 2.0) == (False, 2)
+
+
+def test_a_second_429_from_the_same_request_is_not_a_duplicate() -> None:
+    pool = pool_of(["A"])
+    assert pool.note_rate_limit("A", MODEL, "r1", 0.0) == (False, 1)
+    assert pool.note_rate_limit("A", MODEL, "r1", 0.5) == (False, 2)
+
+
+def test_429s_on_another_model_or_account_are_not_duplicates() -> None:
+    pool = pool_of(["A", "B"])
+    assert pool.note_rate_limit("A", MODEL, "r1", 0.0) == (False, 1)
+    assert pool.note_rate_limit("A", OTHER_MODEL, "r2", 0.1) == (False, 1)
+    assert pool.note_rate_limit("B", MODEL, "r2", 0.1) == (False, 1)
+
+
+def test_rate_limit_strikes_keep_growing_through_calm_until_a_success() -> None:
+    # Since 1f12abe the strikes (the quota tier index) no longer restart after a calm period:
+    # like the JS proxy's consecutive-failure index, only a success clears them.
+    pool = pool_of(["A"])
+    assert pool.note_rate_limit("A", MODEL, "r1", 0.0) == (False, 1)
+    assert pool.note_rate_limit("A", MODEL, "r1", 100.0) == (False, 2)
+    assert pool.note_rate_limit("A", MODEL, "r1", 3600.0) == (False, 3)
+    assert pool.note_rate_limit("A", MODEL, "r2", 86_400.0) == (False, 4)
+
+
+def test_a_success_clears_rate_limit_strikes() -> None:
+    pool = pool_of(["A"])
+    pool.note_rate_limit("A", MODEL, "r1", 0.0)
+    pool.note_rate_limit("A", MODEL, "r1", 1.0)
+    pool.record_success("A", MODEL, 1.5)
+    assert pool.note_rate_limit("A", MODEL, "r2", 1.6) == (False, 1)
+
+
+# record_failure -----------------------------------------------------------------------------
+def test_three_consecutive_failures_put_the_account_in_a_60_second_extended_cooldown() -> None:
+    pool = pool_of(["A", "B"], "sticky")
+    assert pool.record_failure("A", MODEL, 10.0) is None
+    assert pool.record_failure("A", MODEL, 11.0) is None
+    assert pool.cooldown("A", MODEL, 11.0) is None
+    assert pool.record_failure("A", MODEL, 12.0) == 72.0
+    cooldown = pool.cooldown("A", MODEL, 12.0)
+    assert cooldown is not None
+    assert (cooldown.until, cooldown.reason) == (72.0, "consecutive failures")
+    assert pick(pool, 13.0) == "B"
+
+
+def test_a_success_resets_the_consecutive_failure_count() -> None:
+    pool = pool_of(["A"], "sticky")
+    pool.record_failure("A", MODEL, 0.0)
+    pool.record_failure("A", MODEL, 1.0)
+    pool.record_success("A", MODEL, 2.0)
+    assert pool.account("A").consecutive_failures == 0
+    assert pool.record_failure("A", MODEL, 3.0) is None
+    assert pool.record_failure("A", MODEL, 4.0) is None
+    assert pool.record_failure("A", MODEL, 5.0) == 65.0
+
+
+# leases -------------------------------------------------------------------------------------
+def test_select_leases_an_account_and_release_returns_it() -> None:
+    pool = pool_of(["A", "B"], "round-robin")
+    assert pool.leases() == 0
+    picks(pool, 3)  # A, B, A
+    assert (pool.account("A").leases, pool.account("B").leases) == (2, 1)
+    assert pool.leases() == 3
+    pool.release("A")
+    assert pool.account("A").leases == 1
+    assert pool.leases() == 2
+
+
+def test_no_lease_is_taken_when_nothing_is_granted() -> None:
+    pool = pool_of(["A"])
+    pool.cool_down("A", MODEL, 10.0, "quota", 0.0)
+    assert isinstance(pool.select(MODEL, 1.0), PoolCoolingDown)
+    assert pool.leases() == 0
+
+
+# retry budget -------------------------------------------------------------------------------
+def test_fifty_overload_failures_out_of_a_budget_of_100_stop_retries() -> None:
+    pool = pool_of(["A"])
+    for _ in range(49):
+        pool.spend_retry_token()
+    assert pool.retries_allowed()  # 51 > 50
+    pool.spend_retry_token()
+    assert pool.budget_tokens == 50
+    assert not pool.retries_allowed()  # 50 is not more than half
+
+
+def test_each_success_refunds_a_tenth_of_a_retry_token() -> None:
+    pool = pool_of(["A"])
+    for _ in range(50):
+        pool.spend_retry_token()
+    pool.record_success("A", MODEL, 0.0)
+    assert pool.budget_tokens == pytest.approx(50.1)
+    assert pool.retries_allowed()
+
+
+def test_the_retry_budget_never_exceeds_its_maximum_nor_drops_below_zero() -> None:
+    pool = pool_of(["A"])
+    pool.record_success("A", MODEL, 0.0)
+    assert pool.budget_tokens == 100
+    for _ in range(150):
+        pool.spend_retry_token()
+    assert pool.budget_tokens == 0
+
+
+def test_without_a_retry_budget_retries_are_always_allowed() -> None:
+    pool = pool_of(["A"], retry_budget=None)
+    for _ in range(500):
+        pool.spend_retry_token()
+    assert pool.retries_allowed()
+
+
+# persistence --------------------------------------------------------------------------------
+def test_a_cooldown_writes_the_account_record_to_the_store() -> None:
+    store = InMemoryStore()
+    pool = pool_of(["A", "B"], store=store)
+    assert store.writes == 0
+    pool.cool_down("A", MODEL, 50.0, "quota", 0.0)
+    assert store.writes == 1
+    assert stored(store, "A") == AccountRecord(
+        id="A", cooldowns={MODEL: CooldownRecord(until=50.0, reason="quota")}
+    )
+    pool.cool_down("A", MODEL, 40.0, "rate limited", 1.0)  # no change: nothing to write
+    assert store.writes == 1
+
+
+def test_mark_invalid_and_set_enabled_write_the_account_record_to_the_store() -> None:
+    store = InMemoryStore()
+    pool = pool_of(["A", "B"], store=store)
+    pool.mark_invalid("A", "Account requires verification", VERIFY_URL, 0.0)
+    assert store.writes == 1
+    record = stored(store, "A")
+    assert (record.invalid_reason, record.verify_url) == (
+        "Account requires verification",
+        VERIFY_URL,
+    )
+    pool.set_enabled("B", False, 0.0)
+    assert store.writes == 2
+    assert not stored(store, "B").enabled
+    pool.set_enabled("B", True, 1.0)
+    assert store.writes == 3
+    assert stored(store, "B").enabled
+
+
+def test_a_new_pool_on_the_same_store_gets_cooldowns_invalid_marks_and_disabled_flags_back() -> (
+    None
+):
+    store = InMemoryStore()
+    before = pool_of(["A", "B", "C", "D"], store=store)
+    before.cool_down("A", MODEL, 500.0, "quota", 0.0)
+    before.mark_invalid("B", REVOKED, None, 0.0)
+    before.set_enabled("C", False, 0.0)
+
+    after = pool_of(["A", "B", "C", "D"], store=store)
+    assert after.account_ids == ["A", "B", "C", "D"]
+    cooldown = after.cooldown("A", MODEL, 10.0)
+    assert cooldown is not None
+    assert (cooldown.until, cooldown.reason) == (500.0, "quota")
+    assert after.account("B").invalid_reason == REVOKED
+    assert not after.account("C").enabled
+    assert after.usable("D", MODEL, 10.0)
+    assert pick(after, 10.0) == "D"
+
+
+def test_removing_an_account_forgets_it_in_the_pool_and_the_store() -> None:
+    store = InMemoryStore()
+    pool = pool_of(["A", "B"], store=store)
+    pool.cool_down("A", MODEL, 50.0, "quota", 0.0)
+    pool.cool_down("B", MODEL, 50.0, "quota", 0.0)
+    pool.remove_account("A")
+    assert pool.account_ids == ["B"]
+    assert [r.id for r in store.load(0.0)] == ["B"]
+    pool.add_account("A", 1.0)
+    assert pool.cooldown("A", MODEL, 1.0) is None
+
+
+# validity -----------------------------------------------------------------------------------
+def test_mark_invalid_keeps_the_verify_url_and_clear_invalid_clears_it() -> None:
+    store = InMemoryStore()
+    pool = pool_of(["A"], store=store)
+    pool.mark_invalid("A", "Account requires verification", VERIFY_URL, 0.0)
+    state = pool.account("A")
+    assert (state.invalid_reason, state.verify_url, state.valid) == (
+        "Account requires verification",
+        VERIFY_URL,
+        False,
+    )
+    pool.clear_invalid("A", 1.0)
+    assert (state.invalid_reason, state.verify_url, state.valid) == (None, None, True)
+    record = stored(store, "A")
+    assert (record.invalid_reason, record.verify_url) == (None, None)
+    assert pick(pool, 1.0) == "A"
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda p: p.account("Z"),
+        lambda p: p.usable("Z", MODEL, 0.0),
+        lambda p: p.set_enabled("Z", False, 0.0),
+        lambda p: p.mark_invalid("Z", REVOKED, None, 0.0),
+        lambda p: p.clear_invalid("Z", 0.0),
+        lambda p: p.update_quota("Z", MODEL, 0.5, 0.0),
+        lambda p: p.cool_down("Z", MODEL, 10.0, "quota", 0.0),
+        lambda p: p.note_rate_limit("Z", MODEL, "r1", 0.0),
+        lambda p: p.record_failure("Z", MODEL, 0.0),
+        lambda p: p.record_success("Z", MODEL, 0.0),
+        lambda p: p.remove_account("Z"),
+    ],
+    ids=[
+        "account",
+        "usable",
+        "set_enabled",
+        "mark_invalid",
+        "clear_invalid",
+        "update_quota",
+        "cool_down",
+        "note_rate_limit",
+        "record_failure",
+        "record_success",
+        "remove_account",
+    ],
+)
+def test_an_unknown_account_id_raises_unknown_account(call: Any) -> None:
+    store = InMemoryStore()
+    pool = pool_of(["A"], store=store)
+    with pytest.raises(UnknownAccount):
+        call(pool)
+    assert store.writes == 0
+
+
+def test_a_rejected_call_for_an_unknown_account_leaves_no_trace() -> None:
+    pool = pool_of(["A"])
+    with pytest.raises(UnknownAccount):
+        pool.cool_down("Z", MODEL, 10.0, "quota", 0.0)
+    for request_id in ("r1", "r2"):
+        with pytest.raises(UnknownAccount):
+            pool.note_rate_limit("Z", MODEL, request_id, 0.1)
+    pool.add_account("Z", 1.0)
+    assert pool.cooldown("Z", MODEL, 1.0) is None
+    assert pool.note_rate_limit("Z", MODEL, "r3", 1.0) == (False, 1)
