@@ -17,18 +17,28 @@ def _diagram(args: argparse.Namespace) -> int:
         current = path.read_text(encoding="utf-8") if path.exists() else None
         if current == text:
             continue
-        stale.append(name)
+        stale.append(str(path))
         if not args.check:
             out.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
+    readme = Path(args.readme)
+    if readme.exists():
+        current = readme.read_text(encoding="utf-8")
+        text = diagram.embed_in_readme(current)
+        if text != current:
+            stale.append(str(readme))
+            if not args.check:
+                readme.write_text(text, encoding="utf-8")
     if args.check and stale:
         print(
             f"interlock diagram: {out}/ is stale ({', '.join(stale)}); run `make diagrams`",
             file=sys.stderr,
         )
         return 1
-    verb = "up to date" if not stale else f"wrote {', '.join(stale)}"
-    print(f"interlock diagram: {out}/ {verb}")
+    if stale:
+        print(f"interlock diagram: wrote {', '.join(stale)}")
+    else:
+        print(f"interlock diagram: {out}/ and {readme} are up to date")
     return 0
 
 
@@ -46,7 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d.add_argument("--out", default="diagrams", help="output directory (default: diagrams)")
     d.add_argument(
-        "--check", action="store_true", help="write nothing; exit 1 if the files on disk are stale"
+        "--readme",
+        default="README.md",
+        help="also refresh the chart embedded in this file between its markers "
+        "(default: README.md; skipped when the file does not exist)",
+    )
+    d.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 if any file is stale"
     )
     d.set_defaults(func=_diagram)
     return parser
