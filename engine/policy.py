@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 Ms = Annotated[int, Field(ge=0)]
 
@@ -133,20 +133,27 @@ class Policy(_Frozen):
     quota: QuotaAwareness = QuotaAwareness()
     weights: Weights = Weights()
 
-    @model_validator(mode="after")
-    def _check_consistency(self) -> Policy:
-        if len(set(self.endpoints)) != len(self.endpoints):
-            raise ValueError("endpoints: each endpoint may appear only once")
-        for model, chain in self.fallback_chains.items():
+    @field_validator("endpoints")
+    @classmethod
+    def _endpoints_unique(cls, endpoints: tuple[str, ...]) -> tuple[str, ...]:
+        repeated = sorted({e for e in endpoints if endpoints.count(e) > 1})
+        if repeated:
+            raise ValueError(f"each endpoint may appear once; repeated: {', '.join(repeated)}")
+        return endpoints
+
+    @field_validator("fallback_chains")
+    @classmethod
+    def _chains_acyclic(cls, chains: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        for model, chain in chains.items():
             seen = {model}
             for step in chain:
                 if step in seen:
                     raise ValueError(
-                        f"fallback_chains.{model}: cycle, {step!r} appears twice in "
-                        f"{' -> '.join((model, *chain))}"
+                        f"fallback_chains.{model}: {step!r} appears twice in "
+                        f"{' -> '.join((model, *chain))} (a cycle)"
                     )
                 seen.add(step)
-        return self
+        return chains
 
     def fallback_chain(self, model: str) -> tuple[str, ...]:
         """The models a request for `model` may fall back to, in order, within the depth bound."""
@@ -243,10 +250,11 @@ def load_policy(preset: str = "default", overrides: dict[str, Any] | None = None
         problems = []
         for e in err.errors():
             field = ".".join(str(p) for p in e["loc"]) or "policy"
-            got = (
-                f" (got {e['input']!r})"
-                if "input" in e and not isinstance(e["input"], dict)
-                else ""
-            )
-            problems.append((field, f"{e['msg']}{got}"))
+            message = e["msg"].removeprefix("Value error, ")
+            head, sep, rest = message.partition(": ")
+            if sep and head.startswith(f"{field}."):  # a validator named the exact key
+                field, message = head, rest
+            given = e.get("input")
+            got = "" if given is None or isinstance(given, dict) else f" (got {given!r})"
+            problems.append((field, f"{message}{got}"))
         raise PolicyError(problems) from None
