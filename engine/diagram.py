@@ -13,8 +13,7 @@ _EVERYWHERE = ("client_disconnected", "deadline_expired")
 
 
 def _condition(row: Row) -> str:
-    parts = list(row.guards) + [f"not {u}" for u in row.unless]
-    return " and ".join(parts)
+    return " and ".join(row.guards)
 
 
 def _everywhere(row: Row) -> bool:

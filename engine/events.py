@@ -67,6 +67,9 @@ class FallbackModelChosen(Event):
 class UpstreamFailed(Event):
     """The upstream answered an error (status, or an error object inside a 2xx stream).
 
+    Like every end of an attempt, it fires the failure class the engine classifies it into
+    (`engine.table.FAILURE_TRIGGERS`), not `trigger`.
+
     `wall` is the wall-clock time (epoch s) of receipt, for absolute reset timestamps."""
 
     trigger: ClassVar[str] = "upstream_failed"

@@ -9,14 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from engine.events import AccountGranted, PoolCoolingDown
-from engine.failures import (
-    ACCOUNT_UNUSABLE_KINDS,
-    CLIENT_ERROR_KINDS,
-    OVERLOAD_KINDS,
-    RATE_LIMIT_KINDS,
-    Failure,
-    FailureKind,
-)
+from engine.failures import OVERLOAD_KINDS, Failure, FailureKind
 from engine.request import Request
 
 POOL_WAIT_BUFFER_MS = 500  # the JS proxy sleeps minWait + 500 ms before selecting again
@@ -66,28 +59,10 @@ def pool_wait_ms(r: Request) -> float:
 
 
 # failure kinds ----------------------------------------------------------------------------
-def is_client_error(r: Request) -> bool:
-    return _failure(r).kind in CLIENT_ERROR_KINDS
 
 
 def retry_budget_spent(r: Request) -> bool:
     return _failure(r).kind in OVERLOAD_KINDS and not r.engine.pool.retries_allowed()
-
-
-def is_capacity(r: Request) -> bool:
-    return _failure(r).kind is FailureKind.CAPACITY_EXHAUSTED
-
-
-def is_rate_limit(r: Request) -> bool:
-    return _failure(r).kind in RATE_LIMIT_KINDS
-
-
-def is_auth_expired(r: Request) -> bool:
-    return _failure(r).kind is FailureKind.AUTH_EXPIRED
-
-
-def is_account_unusable(r: Request) -> bool:
-    return _failure(r).kind in ACCOUNT_UNUSABLE_KINDS
 
 
 # bounded retries ----------------------------------------------------------------------------
@@ -155,10 +130,6 @@ def empty_wait_fits(r: Request) -> bool:
 
 def placeholder_configured(r: Request) -> bool:
     return r.engine.policy.empty_response_placeholder
-
-
-def committed(r: Request) -> bool:
-    return r.committed
 
 
 # selection, switching, fallback -------------------------------------------------------------

@@ -21,7 +21,6 @@ from transitions import Machine, MachineError
 from engine.actions import ACTIONS
 from engine.effects import CancelAttempt, CancelTimer, CoolDownAccount, Effect, Finish, Outcome
 from engine.events import (
-    ContentReceived,
     Event,
     StreamBroken,
     StreamEnded,
@@ -39,7 +38,7 @@ from engine.guards import GUARDS
 from engine.policy import Policy
 from engine.pool import AccountPool
 from engine.request import Request
-from engine.table import FAILED, STATES, TRANSITIONS
+from engine.table import AFTER_COMMIT, FAILED, FAILURE_TRIGGERS, STATES, TRANSITIONS
 
 _ATTEMPT_ENDS = (UpstreamFailed, UpstreamUnreachable, StreamEnded, StreamBroken)
 REST_REASONS = {
@@ -80,6 +79,20 @@ def _resolve(names: tuple[str, ...], registry: dict[str, Any], kind: str) -> lis
     return [_on_request(registry[n]) for n in names]
 
 
+class _TableMachine(Machine):
+    """A `transitions.Machine` whose callbacks are all callables resolved from the table when
+    it is built: dispatch calls them directly, without string resolution or a log line per
+    callback (the library's documented extension points)."""
+
+    def callbacks(self, funcs: Any, event_data: Any) -> None:
+        for func in funcs:
+            func(event_data)
+
+    @staticmethod
+    def resolve_callable(func: Any, event_data: Any) -> Any:
+        return func
+
+
 @functools.cache
 def build_machine() -> Machine:
     """The machine: states and transitions from the table, callbacks resolved by name.
@@ -100,12 +113,11 @@ def build_machine() -> Machine:
             "source": row.source,
             "dest": row.dest,
             "conditions": _resolve(row.guards, GUARDS, "guard"),
-            "unless": _resolve(row.unless, GUARDS, "guard"),
             "before": _resolve((row.action,) if row.action else (), ACTIONS, "action"),
         }
         for row in TRANSITIONS
     ]
-    return Machine(
+    return _TableMachine(
         model=None,
         states=states,
         transitions=transitions,
@@ -146,56 +158,68 @@ class Engine:
 
     def handle(self, request: Request, event: Event, now: float) -> list[Effect]:
         """Feed one external event at monotonic time `now`; return the effects to perform."""
-        if request.outcome is not None or event.trigger not in self._events:
+        if request.outcome is not None:
             raise UnexpectedEvent(request.state, event)
-        if request.state not in self._events[event.trigger].transitions:
+        trigger, failure = self.trigger_of(request, event)
+        machine_event = self._events.get(trigger)
+        if machine_event is None or request.state not in machine_event.transitions:
             raise UnexpectedEvent(request.state, event)
         request.now = now
         request.effects = []
         try:
-            self._fire(request, event)
+            self._fire(request, event, trigger, failure)
             self._drain(request)
         except Exception as err:
             self._crash(request, err)
         return request.effects
 
-    # internals ----------------------------------------------------------------------------
-    def _drain(self, request: Request) -> None:
-        while request.pending:
-            self._fire(request, request.pending.pop(0))
+    def trigger_of(self, request: Request, event: Event) -> tuple[str, Failure | None]:
+        """The table trigger `event` fires for `request`, and the failure it reports (pure).
 
-    def _fire(self, request: Request, event: Event) -> None:
-        request.event = event
-        if not isinstance(event, ContentReceived):
-            request.steps += 1
-        if isinstance(event, _ATTEMPT_ENDS):
-            request.in_flight = False
-            request.failure = self._failure_of(request, event)
-        try:
-            moved = self._events[event.trigger].trigger(request)
-        except MachineError as err:
-            raise UnexpectedEvent(request.state, event) from err
-        if not moved:
-            raise RuntimeError(f"no row of the table matched {event.trigger} in {request.state}")
-
-    def _failure_of(self, request: Request, event: Event) -> Failure | None:
-        """Classify what went wrong, and record what happened in the shared pool (a 429's
-        dedup and strikes, an overload failure's retry-budget token) before any guard reads it."""
+        The end of an attempt before commit fires its failure class (`FAILURE_TRIGGERS`);
+        after commit a clean end is `stream_ended` and anything else `stream_broken`."""
+        if not isinstance(event, _ATTEMPT_ENDS):
+            return event.trigger, None
         if isinstance(event, UpstreamFailed):
             failure = classify(event.facts, event.wall)
         elif isinstance(event, UpstreamUnreachable):
             failure = Failure(kind=FailureKind.UNREACHABLE, message=event.reason)
         elif isinstance(event, StreamBroken):
             failure = Failure(kind=FailureKind.STREAM_BROKEN, message=event.reason)
-        elif isinstance(event, StreamEnded) and not request.committed:
-            failure = Failure(kind=FailureKind.EMPTY_RESPONSE, message="empty response")
+        elif request.committed:
+            return "stream_ended", None
         else:
-            return None
+            failure = Failure(kind=FailureKind.EMPTY_RESPONSE, message="empty response")
         if request.committed:
-            return failure
-        if (
-            failure.reset_ms and failure.kind in RESET_KINDS and request.account is not None
-        ):  # the server said when: nobody uses this account x model before, whatever we decide
+            return AFTER_COMMIT, failure
+        return FAILURE_TRIGGERS[failure.kind], failure
+
+    # internals ----------------------------------------------------------------------------
+    def _drain(self, request: Request) -> None:
+        while request.pending:
+            event = request.pending.pop(0)
+            self._fire(request, event, event.trigger, None)
+
+    def _fire(self, request: Request, event: Event, trigger: str, failure: Failure | None) -> None:
+        request.event = event
+        if trigger != "content_received":
+            request.steps += 1
+        if isinstance(event, _ATTEMPT_ENDS):
+            request.in_flight = False
+            request.failure = failure
+            if failure is not None and not request.committed:
+                self._record(request, failure)
+        try:
+            moved = self._events[trigger].trigger(request)
+        except MachineError as err:
+            raise UnexpectedEvent(request.state, event) from err
+        if not moved:
+            raise RuntimeError(f"no row of the table matched {trigger} in {request.state}")
+
+    def _record(self, request: Request, failure: Failure) -> None:
+        """Record in the shared pool what the failure says, before any guard reads it: the
+        upstream's stated reset, a 429's dedup and strikes, an overload's retry-budget token."""
+        if failure.reset_ms and failure.kind in RESET_KINDS and request.account is not None:
             reason = REST_REASONS[failure.kind]
             until = self.pool.cool_down(
                 request.account,
@@ -215,7 +239,6 @@ class Engine:
             request.rl_duplicate, request.rl_strikes = self.pool.note_rate_limit(
                 request.account, request.model, request.id, request.now
             )
-        return failure
 
     def _crash(self, request: Request, err: Exception) -> None:
         """An action raised: fail the request (recorded), release what it holds."""

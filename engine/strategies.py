@@ -15,7 +15,7 @@ from engine.policy import Policy
 LRU_CAP_S = 3600.0
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class AccountState:
     """The pool's live view of one account."""
 
@@ -170,11 +170,16 @@ class Hybrid:
         return score
 
     def score(self, a: AccountState, model: str, now: float) -> float:
+        return self._score(a, self.health(a, now), self.tokens(a, now), model, now)
+
+    def _score(
+        self, a: AccountState, health: float, tokens: float, model: str, now: float
+    ) -> float:
         w = self.p.weights
         idle = LRU_CAP_S if a.last_used is None else min(max(0.0, now - a.last_used), LRU_CAP_S)
         return (
-            self.health(a, now) * w.health
-            + self.tokens(a, now) / self.p.token_bucket.max_tokens * 100.0 * w.tokens
+            health * w.health
+            + tokens / self.p.token_bucket.max_tokens * 100.0 * w.tokens
             + self.quota_score(a, model, now) * w.quota
             + idle * w.lru
         )
@@ -184,19 +189,20 @@ class Hybrid:
         self, order: list[AccountState], candidates: list[AccountState], model: str, now: float
     ) -> tuple[AccountState, int]:
         min_usable = self.p.health.min_usable
-        healthy = [a for a in candidates if self.health(a, now) >= min_usable]
-        with_tokens = [a for a in candidates if self.tokens(a, now) >= 1.0]
-        normal = [a for a in healthy if a in with_tokens and not self.quota_critical(a, model, now)]
-        quota = [a for a in healthy if a in with_tokens]
-        levels: list[tuple[list[AccountState], int, bool]] = [
+        # (account, health, tokens) once per candidate, in candidate order (ties: earliest)
+        rated = [(a, self.health(a, now), self.tokens(a, now)) for a in candidates]
+        with_tokens = [x for x in rated if x[2] >= 1.0]
+        quota = [x for x in with_tokens if x[1] >= min_usable]  # healthy, with tokens
+        normal = [x for x in quota if not self.quota_critical(x[0], model, now)]
+        levels: list[tuple[list[tuple[AccountState, float, float]], int, bool]] = [
             (normal, 0, True),
             (quota, 0, True),
             (with_tokens, self.p.hybrid_emergency_throttle_ms, True),
-            (candidates, self.p.hybrid_last_resort_throttle_ms, False),
+            (rated, self.p.hybrid_last_resort_throttle_ms, False),
         ]
         for level, throttle, consume in levels:
             if level:
-                best = max(level, key=lambda a: self.score(a, model, now))  # first on ties
+                best = max(level, key=lambda x: self._score(x[0], x[1], x[2], model, now))[0]
                 best.last_used = now
                 if consume:
                     self._set_tokens(best, now, -1.0)

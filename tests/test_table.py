@@ -10,10 +10,20 @@ from hypothesis import strategies as st
 
 from engine import diagram
 from engine.actions import ACTIONS
-from engine.events import ALL_EVENTS, ContentReceived, Event, StreamOpened
+from engine.events import (
+    ALL_EVENTS,
+    ContentReceived,
+    Event,
+    StreamBroken,
+    StreamEnded,
+    StreamOpened,
+    UpstreamFailed,
+    UpstreamUnreachable,
+)
+from engine.failures import FailureKind
 from engine.guards import GUARDS
 from engine.machine import UnexpectedEvent
-from engine.table import NON_TERMINAL, STATES, TRANSITIONS, TRIGGERS
+from engine.table import AFTER_COMMIT, FAILURE_TRIGGERS, NON_TERMINAL, STATES, TRANSITIONS, TRIGGERS
 from tests.support import World, sample_event
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -21,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_every_guard_and_action_named_in_the_table_exists() -> None:
     for row in TRANSITIONS:
-        for guard in (*row.guards, *row.unless):
+        for guard in row.guards:
             assert guard in GUARDS, f"{row}: unknown guard {guard}"
         if row.action:
             assert row.action in ACTIONS, f"{row}: unknown action {row.action}"
@@ -31,7 +41,7 @@ def test_every_guard_and_action_named_in_the_table_exists() -> None:
 
 
 def test_every_guard_and_action_is_used_by_the_table() -> None:
-    used_guards = {g for row in TRANSITIONS for g in (*row.guards, *row.unless)}
+    used_guards = {g for row in TRANSITIONS for g in row.guards}
     used_actions = {row.action for row in TRANSITIONS if row.action} | {
         a for s in STATES for a in (*s.on_enter, *s.on_exit)
     }
@@ -42,14 +52,28 @@ def test_every_guard_and_action_is_used_by_the_table() -> None:
 def test_every_decision_list_ends_with_an_unguarded_row() -> None:
     lists: dict[tuple[str, str], list[tuple[str, ...]]] = {}
     for row in TRANSITIONS:
-        lists.setdefault((row.source, row.trigger), []).append(row.guards + row.unless)
+        lists.setdefault((row.source, row.trigger), []).append(row.guards)
     for (source, trigger), guards in lists.items():
         assert guards[-1] == (), f"{source} on {trigger} has no fall-through row"
         assert () not in guards[:-1], f"{source} on {trigger}: a row after the fall-through"
 
 
-def test_every_event_class_fires_a_trigger_of_the_table() -> None:
-    assert {cls.trigger for cls in ALL_EVENTS} == set(TRIGGERS)
+ATTEMPT_ENDS = (UpstreamFailed, UpstreamUnreachable, StreamBroken, StreamEnded)
+
+
+def test_every_trigger_of_the_table_is_fired_by_some_event_and_every_event_fires_one() -> None:
+    plain = {cls.trigger for cls in ALL_EVENTS if cls not in ATTEMPT_ENDS}
+    classified = set(FAILURE_TRIGGERS.values()) | {AFTER_COMMIT, "stream_ended"}
+    assert plain | classified == set(TRIGGERS)
+
+
+def test_every_failure_kind_fires_a_failure_class_the_table_handles_while_fetching() -> None:
+    fetching = {r.trigger for r in TRANSITIONS if r.source == "Fetching"}
+    streaming = {r.trigger for r in TRANSITIONS if r.source == "Streaming"}
+    for kind, trigger in FAILURE_TRIGGERS.items():
+        assert trigger in streaming, kind
+        if kind is not FailureKind.EMPTY_RESPONSE:
+            assert trigger in fetching, kind
 
 
 def test_every_non_terminal_state_handles_disconnects_and_deadlines() -> None:
@@ -76,7 +100,8 @@ def test_every_state_event_pair_is_a_declared_transition_or_a_typed_error(
     world = World(accounts=["A", "B"])
     request = world.request_in_state(state)
     event = sample_event(event_cls, data)
-    declared = any(r.source == state and r.trigger == event_cls.trigger for r in TRANSITIONS)
+    trigger, _ = world.engine.trigger_of(request, event)
+    declared = any(r.source == state and r.trigger == trigger for r in TRANSITIONS)
     before = (request.state, request.attempts, request.sends, request.outcome)
     if not declared:
         with pytest.raises(UnexpectedEvent):
