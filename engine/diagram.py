@@ -21,19 +21,18 @@ def _everywhere(row: Row) -> bool:
 
 
 def mermaid() -> str:
-    """The state chart in Mermaid `stateDiagram-v2` syntax."""
+    """The state chart in Mermaid `stateDiagram-v2` syntax: one edge per source and
+    destination, labelled with the triggers that take it (guards and their order are in the
+    transition table, `markdown_table()`)."""
     lines = ["stateDiagram-v2", "    direction TB", f"    [*] --> {STATES[0].name}"]
-    edges: dict[tuple[str, str, str], list[str]] = {}
+    edges: dict[tuple[str, str], dict[str, bool]] = {}  # trigger -> every row guarded
     for row in TRANSITIONS:
         if _everywhere(row):
             continue
-        dest = row.dest or row.source
-        edges.setdefault((row.source, dest, row.trigger), []).append(_condition(row))
-    for (source, dest, trigger), conditions in edges.items():
-        label = trigger
-        guarded = list(dict.fromkeys(c for c in conditions if c))
-        if all(conditions):
-            label += " [" + " | ".join(guarded) + "]"
+        triggers = edges.setdefault((row.source, row.dest or row.source), {})
+        triggers[row.trigger] = triggers.get(row.trigger, True) and bool(row.guards)
+    for (source, dest), triggers in edges.items():
+        label = ", ".join(t + ("*" if guarded else "") for t, guarded in triggers.items())
         lines.append(f"    {source} --> {dest}: {label}")
     for state in STATES:
         if state.terminal:
@@ -43,6 +42,7 @@ def mermaid() -> str:
         f"        from every non-terminal state: {', '.join(_EVERYWHERE)}\n"
         "    end note"
     )
+    lines.append("    note left of Selecting\n        * only when its guards hold\n    end note")
     return "\n".join(lines) + "\n"
 
 

@@ -424,3 +424,27 @@ def test_the_deadline_fails_an_uncommitted_request_with_a_timeout() -> None:
     outcome = request.outcome
     assert outcome is not None and (outcome.status, outcome.error_type) == (504, "timeout_error")
     assert world.of_type(request, CancelAttempt)
+
+
+def test_when_overload_failures_spend_the_retry_budget_requests_stop_retrying() -> None:
+    # 4 tokens, retries allowed while more than 2 remain: the pool-wide budget stops a storm.
+    world = World(["A", "B"], retry_budget={"max_tokens": 4, "token_ratio": 0.5})
+    first = world.open()
+    world.answer(first, "unreachable")  # 3 tokens left: retried on the next endpoint
+    assert world.attempts(first) == [(0.0, "A", "daily"), (0.0, "A", "prod")]
+    world.answer(first, "unreachable")  # 2 left: no more retries, for any request
+    outcome = first.outcome
+    assert outcome is not None
+    assert (outcome.status, outcome.error_type) == (529, "overloaded_error")
+    second = world.open()
+    world.answer(second, capacity(503))
+    assert second.outcome is not None and second.outcome.status == 529
+    assert len(world.attempts(second)) == 1
+
+
+def test_successes_refund_the_retry_budget() -> None:
+    world = World(["A"], retry_budget={"max_tokens": 4, "token_ratio": 0.5})
+    world.pool.budget_tokens = 2.0
+    request = world.open()
+    world.answer(request, "ok")
+    assert world.pool.budget_tokens == 2.5 and world.pool.retries_allowed()
