@@ -3,10 +3,92 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 from pathlib import Path
 
+from adapters.accounts import AccountsFileError, accounts_json, format_accounts, import_js_accounts
+from adapters.store_sqlite import Credentials, SQLiteStore, StoreError, default_path
 from engine import diagram
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as one line, exit status 2."""
+
+
+def _state_path(args: argparse.Namespace) -> Path:
+    return Path(args.state or os.environ.get("INTERLOCK_STATE") or default_path())
+
+
+def _store(args: argparse.Namespace, *, readonly: bool = False) -> SQLiteStore:
+    return SQLiteStore(_state_path(args), readonly=readonly)
+
+
+def _account_id(store: SQLiteStore, key: str) -> str:
+    found = store.find(key)
+    if found is None:
+        raise UsageError(f"no account {key!r} (see `interlock accounts list`)")
+    return found
+
+
+def _accounts_import(args: argparse.Namespace) -> int:
+    store = _store(args)
+    report = import_js_accounts(Path(args.path), store)
+    for account_id, email in report.added:
+        print(f"added {account_id}  {email}")
+    for who, why in report.skipped:
+        print(f"skipped {who}: {why}")
+    print(f"{len(report.added)} added, {len(report.skipped)} skipped")
+    return 0
+
+
+def _accounts_list(args: argparse.Namespace) -> int:
+    path = _state_path(args)
+    if not path.exists():
+        print(f"no accounts yet ({path} does not exist)")
+        return 0
+    accounts = _store(args, readonly=True).accounts()
+    if args.json:
+        print(json.dumps(accounts_json(accounts), indent=2))
+    else:
+        print(format_accounts(accounts))
+    return 0
+
+
+def _read_secret(value: str, what: str) -> str:
+    secret = sys.stdin.readline().strip() if value == "-" else value.strip()
+    if not secret:
+        raise UsageError(f"empty {what}")
+    return secret
+
+
+def _accounts_add(args: argparse.Namespace) -> int:
+    token = _read_secret(args.refresh_token, "refresh token")
+    credentials = Credentials(refresh_token=token, project_id=args.project)
+    account_id = _store(args).add_account(args.email, credentials)
+    if account_id is None:
+        raise UsageError(f"an account for {args.email} exists already (left unchanged)")
+    print(f"added {account_id}  {args.email}")
+    return 0
+
+
+def _accounts_remove(args: argparse.Namespace) -> int:
+    store = _store(args)
+    account_id = _account_id(store, args.account)
+    store.remove_account(account_id)
+    print(f"removed {account_id}")
+    return 0
+
+
+def _accounts_enable(args: argparse.Namespace) -> int:
+    store = _store(args)
+    account_id = _account_id(store, args.account)
+    store.set_enabled(account_id, args.enable)
+    if args.enable:
+        store.clear_invalid(account_id)
+    print(f"{'enabled' if args.enable else 'disabled'} {account_id}")
+    return 0
 
 
 def _diagram(args: argparse.Namespace) -> int:
@@ -65,12 +147,60 @@ def build_parser() -> argparse.ArgumentParser:
         "--check", action="store_true", help="write nothing; exit 1 if any file is stale"
     )
     d.set_defaults(func=_diagram)
+
+    a = sub.add_parser(
+        "accounts",
+        help="manage the Google accounts interlock serves requests with",
+        description="Manage accounts in the state database (readable while the proxy runs).",
+    )
+    a.add_argument(
+        "--state",
+        help="state database (default: $INTERLOCK_STATE or ~/.config/interlock/state.db)",
+    )
+    acc = a.add_subparsers(dest="action", required=True, metavar="ACTION")
+    imp = acc.add_parser(
+        "import",
+        help="import the JavaScript proxy's accounts.json",
+        description="Import accounts from antigravity-claude-proxy's accounts.json "
+        "(~/.config/antigravity-proxy/accounts.json). Existing accounts are left unchanged.",
+    )
+    imp.add_argument("path", help="path to accounts.json")
+    imp.set_defaults(func=_accounts_import)
+    ls = acc.add_parser("list", help="show every account, its cooldowns and reasons")
+    ls.add_argument("--json", action="store_true", help="machine-readable output")
+    ls.set_defaults(func=_accounts_list)
+    add = acc.add_parser("add", help="add an account from an OAuth refresh token")
+    add.add_argument("--email", required=True, help="the account's email (for display)")
+    add.add_argument(
+        "--refresh-token",
+        required=True,
+        help="the refresh token, or - to read it from standard input (keeps it out of "
+        "your shell history)",
+    )
+    add.add_argument("--project", help="Cloud Code project id, if known")
+    add.set_defaults(func=_accounts_add)
+    for name, helptext, enable in (
+        ("enable", "use an account again (also clears its invalid mark)", True),
+        ("disable", "stop using an account", False),
+    ):
+        p = acc.add_parser(name, help=helptext)
+        p.add_argument("account", help="account id or email")
+        p.set_defaults(func=_accounts_enable, enable=enable)
+    rm = acc.add_parser("remove", help="delete an account and its credentials")
+    rm.add_argument("account", help="account id or email")
+    rm.set_defaults(func=_accounts_remove)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    code: int = args.func(args)
+    try:
+        code: int = args.func(args)
+    except (UsageError, StoreError, AccountsFileError) as err:
+        print(f"interlock: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
     return code
 
 

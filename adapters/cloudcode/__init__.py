@@ -1,0 +1,1 @@
+"""The Cloud Code upstream: wire format, credentials, transport."""

@@ -1,0 +1,1 @@
+"""Anthropic Messages API <-> Cloud Code conversion (pure functions and translators)."""

@@ -1,0 +1,295 @@
+"""The SQLite state store: accounts, their credentials, cooldowns, invalid reasons, across restarts.
+
+Implements the engine's `StateStore` port. Cooldowns are stored as wall-clock times and turned
+back into the caller's monotonic time on load, so a restart keeps them. The database file is
+created with mode 0600 before SQLite opens it (SQLite gives its WAL and shared-memory files the
+same mode); WAL journaling lets `interlock accounts list` read while the proxy writes. Every
+write is one transaction. Credentials live in their own table and never leave this module
+except through `credentials()`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.store import AccountRecord, CooldownRecord
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS accounts (
+    id TEXT PRIMARY KEY,
+    email TEXT NOT NULL UNIQUE,
+    source TEXT NOT NULL DEFAULT 'oauth',
+    enabled INTEGER NOT NULL DEFAULT 1,
+    invalid_reason TEXT,
+    verify_url TEXT,
+    quota_threshold REAL,
+    model_quota_thresholds TEXT NOT NULL DEFAULT '{}',
+    added_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS credentials (
+    account_id TEXT PRIMARY KEY REFERENCES accounts(id) ON DELETE CASCADE,
+    refresh_token TEXT,
+    api_key TEXT,
+    project_id TEXT,
+    managed_project_id TEXT
+);
+CREATE TABLE IF NOT EXISTS cooldowns (
+    account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    model TEXT NOT NULL,
+    until_wall REAL NOT NULL,
+    reason TEXT NOT NULL,
+    PRIMARY KEY (account_id, model)
+);
+PRAGMA user_version = 1;
+"""
+
+
+class StoreError(Exception):
+    """The state database cannot be opened or read; the message says which file and why."""
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Secrets of one account. `repr` never shows them."""
+
+    refresh_token: str | None = None
+    api_key: str | None = None
+    project_id: str | None = None
+    managed_project_id: str | None = None
+
+    def __repr__(self) -> str:
+        kind = "refresh token" if self.refresh_token else "api key" if self.api_key else "none"
+        return f"Credentials({kind}, project={self.project_id!r})"
+
+
+@dataclass(frozen=True)
+class AccountInfo:
+    """What `accounts list` shows: never a secret."""
+
+    id: str
+    email: str
+    source: str
+    enabled: bool
+    invalid_reason: str | None
+    verify_url: str | None
+    cooldowns: dict[str, tuple[float, str]]  # model -> (until, wall clock s; reason)
+    added_at: float
+
+
+def default_path() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "interlock" / "state.db"
+
+
+class SQLiteStore:
+    """The durable `StateStore`. `wall` is the wall clock (injectable for tests)."""
+
+    def __init__(
+        self, path: Path | str, *, wall: Callable[[], float] = time.time, readonly: bool = False
+    ) -> None:
+        self.path = Path(path)
+        self._wall = wall
+        self._readonly = readonly
+        self._db = self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            if self._readonly:
+                if not self.path.exists():
+                    raise StoreError(f"{self.path}: no state database (nothing added yet)")
+                db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=5.0)
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                if not self.path.exists():
+                    os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+                os.chmod(self.path, 0o600)
+                db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA foreign_keys=ON")
+                db.executescript(SCHEMA)
+            db.execute("SELECT count(*) FROM accounts").fetchone()
+            return db
+        except sqlite3.DatabaseError as err:
+            raise StoreError(
+                f"{self.path}: not a readable interlock state database ({err})"
+            ) from None
+        except OSError as err:
+            raise StoreError(f"{self.path}: cannot open ({err.strerror})") from None
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # the engine's StateStore port -----------------------------------------------------------
+    def load(self, now: float) -> list[AccountRecord]:
+        wall = self._wall()
+        cooldowns: dict[str, dict[str, CooldownRecord]] = {}
+        for account_id, model, until_wall, reason in self._db.execute(
+            "SELECT account_id, model, until_wall, reason FROM cooldowns"
+        ):
+            if until_wall > wall:
+                cooldowns.setdefault(account_id, {})[model] = CooldownRecord(
+                    until=now + (until_wall - wall), reason=reason
+                )
+        return [
+            AccountRecord(
+                id=row[0],
+                enabled=bool(row[1]),
+                invalid_reason=row[2],
+                verify_url=row[3],
+                quota_threshold=row[4],
+                model_quota_thresholds=json.loads(row[5]),
+                cooldowns=cooldowns.get(row[0], {}),
+            )
+            for row in self._db.execute(
+                "SELECT id, enabled, invalid_reason, verify_url, quota_threshold, "
+                "model_quota_thresholds FROM accounts ORDER BY added_at, id"
+            )
+        ]
+
+    def save_account(self, record: AccountRecord, now: float) -> None:
+        wall = self._wall()
+        with self._transaction() as db:
+            updated = db.execute(
+                "UPDATE accounts SET enabled=?, invalid_reason=?, verify_url=?, "
+                "quota_threshold=?, model_quota_thresholds=? WHERE id=?",
+                (
+                    int(record.enabled),
+                    record.invalid_reason,
+                    record.verify_url,
+                    record.quota_threshold,
+                    json.dumps(record.model_quota_thresholds),
+                    record.id,
+                ),
+            ).rowcount
+            if not updated:
+                return  # removed meanwhile by `interlock accounts remove`: do not resurrect it
+            db.execute("DELETE FROM cooldowns WHERE account_id=?", (record.id,))
+            db.executemany(
+                "INSERT INTO cooldowns (account_id, model, until_wall, reason) VALUES (?,?,?,?)",
+                [
+                    (record.id, model, wall + (cd.until - now), cd.reason)
+                    for model, cd in record.cooldowns.items()
+                    if cd.until > now
+                ],
+            )
+
+    def remove_account(self, account_id: str) -> None:
+        with self._transaction() as db:
+            db.execute("DELETE FROM accounts WHERE id=?", (account_id,))
+
+    # account management (the CLI and the adapters) ------------------------------------------
+    def add_account(
+        self,
+        email: str,
+        credentials: Credentials,
+        *,
+        source: str = "oauth",
+        enabled: bool = True,
+        invalid_reason: str | None = None,
+        verify_url: str | None = None,
+        cooldowns: dict[str, tuple[float, str]] | None = None,
+    ) -> str | None:
+        """Add an account; returns its new id, or None if an account with `email` exists
+        (nothing is overwritten)."""
+        account_id = "acct-" + os.urandom(4).hex()
+        with self._transaction() as db:
+            if db.execute("SELECT 1 FROM accounts WHERE email=?", (email,)).fetchone():
+                return None
+            db.execute(
+                "INSERT INTO accounts (id, email, source, enabled, invalid_reason, verify_url, "
+                "added_at) VALUES (?,?,?,?,?,?,?)",
+                (account_id, email, source, int(enabled), invalid_reason, verify_url, self._wall()),
+            )
+            db.execute(
+                "INSERT INTO credentials (account_id, refresh_token, api_key, project_id, "
+                "managed_project_id) VALUES (?,?,?,?,?)",
+                (
+                    account_id,
+                    credentials.refresh_token,
+                    credentials.api_key,
+                    credentials.project_id,
+                    credentials.managed_project_id,
+                ),
+            )
+            db.executemany(
+                "INSERT INTO cooldowns (account_id, model, until_wall, reason) VALUES (?,?,?,?)",
+                [
+                    (account_id, m, until, reason)
+                    for m, (until, reason) in (cooldowns or {}).items()
+                ],
+            )
+        return account_id
+
+    def find(self, id_or_email: str) -> str | None:
+        row = self._db.execute(
+            "SELECT id FROM accounts WHERE id=? OR email=?", (id_or_email, id_or_email)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_enabled(self, account_id: str, enabled: bool) -> None:
+        with self._transaction() as db:
+            db.execute("UPDATE accounts SET enabled=? WHERE id=?", (int(enabled), account_id))
+
+    def clear_invalid(self, account_id: str) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE accounts SET invalid_reason=NULL, verify_url=NULL WHERE id=?",
+                (account_id,),
+            )
+
+    def credentials(self, account_id: str) -> Credentials:
+        row = self._db.execute(
+            "SELECT refresh_token, api_key, project_id, managed_project_id FROM credentials "
+            "WHERE account_id=?",
+            (account_id,),
+        ).fetchone()
+        return Credentials() if row is None else Credentials(*row)
+
+    def set_managed_project(self, account_id: str, project: str) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE credentials SET managed_project_id=? WHERE account_id=?",
+                (project, account_id),
+            )
+
+    def accounts(self) -> list[AccountInfo]:
+        wall = self._wall()
+        cooldowns: dict[str, dict[str, tuple[float, str]]] = {}
+        for account_id, model, until_wall, reason in self._db.execute(
+            "SELECT account_id, model, until_wall, reason FROM cooldowns ORDER BY model"
+        ):
+            if until_wall > wall:
+                cooldowns.setdefault(account_id, {})[model] = (until_wall, reason)
+        return [
+            AccountInfo(
+                id=row[0],
+                email=row[1],
+                source=row[2],
+                enabled=bool(row[3]),
+                invalid_reason=row[4],
+                verify_url=row[5],
+                cooldowns=cooldowns.get(row[0], {}),
+                added_at=row[6],
+            )
+            for row in self._db.execute(
+                "SELECT id, email, source, enabled, invalid_reason, verify_url, added_at "
+                "FROM accounts ORDER BY added_at, id"
+            )
+        ]
