@@ -1,0 +1,138 @@
+"""Configuration: one TOML file, then environment variables, then command-line flags.
+
+Everything is validated at load by pydantic models (the retry policy by the engine's own
+`Policy`); a bad value fails with the file, the key and the reason. Secrets (the API key, the
+OAuth client secret) may come from the environment so that they stay out of files; `repr` of
+the settings never shows them.
+
+    [server]   host, port, api_key, body_limit_mb, state, ping_interval_s
+    [upstream] endpoints (name = base URL, in order), token_url, timeouts, client versions
+    [oauth]    client_id, client_secret
+    [models]   aliases (client model -> upstream model)
+    [policy]   preset = "default" | "many-accounts" | "conservative", then any Policy field
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from engine.policy import Policy, PolicyError, load_policy
+
+DEFAULT_ENDPOINTS = {
+    "daily": "https://daily-cloudcode-pa.googleapis.com",
+    "prod": "https://cloudcode-pa.googleapis.com",
+}
+ENV_PREFIX = "INTERLOCK_"
+
+
+class ConfigError(Exception):
+    """Invalid configuration: the message names where (file, key) and why."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    api_key: SecretStr | None = None
+    body_limit_mb: float = Field(50, gt=0, le=1024)
+    state: str | None = None
+    ping_interval_s: float = Field(15, gt=0, le=600)
+
+
+class UpstreamSettings(_Section):
+    endpoints: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_ENDPOINTS))
+    token_url: str = "https://oauth2.googleapis.com/token"
+    connect_timeout_s: float = Field(10, gt=0, le=300)
+    first_byte_timeout_s: float = Field(120, gt=0, le=3600)
+    idle_timeout_s: float = Field(90, gt=0, le=3600)
+    user_agent_version: str = "2.0.3"
+    client_version: str = "1.110.0"
+
+    @field_validator("endpoints")
+    @classmethod
+    def _urls(cls, endpoints: dict[str, str]) -> dict[str, str]:
+        if not endpoints:
+            raise ValueError("at least one endpoint is needed")
+        for name, url in endpoints.items():
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"{name}: {url!r} is not an http(s) URL")
+        return {name: url.rstrip("/") for name, url in endpoints.items()}
+
+
+class OAuthSettings(_Section):
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+
+
+class ModelSettings(_Section):
+    aliases: dict[str, str] = Field(default_factory=dict)
+
+
+class Settings(_Section):
+    server: ServerSettings = ServerSettings()
+    upstream: UpstreamSettings = UpstreamSettings()
+    oauth: OAuthSettings = OAuthSettings()
+    models: ModelSettings = ModelSettings()
+    policy: Policy = Policy()
+
+
+#: Environment variables and the keys they set.
+ENVIRONMENT = {
+    "INTERLOCK_HOST": ("server", "host"),
+    "INTERLOCK_PORT": ("server", "port"),
+    "INTERLOCK_API_KEY": ("server", "api_key"),
+    "INTERLOCK_STATE": ("server", "state"),
+    "INTERLOCK_OAUTH_CLIENT_ID": ("oauth", "client_id"),
+    "INTERLOCK_OAUTH_CLIENT_SECRET": ("oauth", "client_secret"),
+}
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read ({err.strerror})") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: not valid TOML ({err})") from None
+
+
+def load_settings(
+    path: Path | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Settings:
+    """File, then environment, then `overrides` ({"server": {"port": 9000}} from flags)."""
+    where = str(path) if path else "configuration"
+    data: dict[str, Any] = _read_toml(path) if path else {}
+    for var, (section, key) in ENVIRONMENT.items():
+        value = (os.environ if env is None else env).get(var)
+        if value:
+            data.setdefault(section, {})[key] = value
+    for section, values in (overrides or {}).items():
+        data.setdefault(section, {}).update({k: v for k, v in values.items() if v is not None})
+    policy_data = dict(data.pop("policy", {}) or {})
+    try:
+        policy = load_policy(str(policy_data.pop("preset", "default")), policy_data)
+    except PolicyError as err:
+        problems = "; ".join(f"policy.{field}: {why}" for field, why in err.problems)
+        raise ConfigError(f"{where}: {problems}") from None
+    try:
+        return Settings.model_validate({**data, "policy": policy})
+    except ValidationError as err:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
+            for e in err.errors()
+        )
+        raise ConfigError(f"{where}: {problems}") from None

@@ -1,0 +1,68 @@
+"""Configuration loads from a TOML file, the environment and flags, and fails clearly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from adapters.config import ConfigError, load_settings
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "interlock.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_bind_loopback_and_use_the_daily_then_prod_endpoints() -> None:
+    settings = load_settings(env={})
+    assert settings.server.host == "127.0.0.1"
+    assert list(settings.upstream.endpoints) == ["daily", "prod"]
+    assert settings.policy.max_retries == 5
+
+
+def test_file_then_environment_then_flags_each_win_over_the_previous(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[server]\nport = 9000\nhost = "127.0.0.2"\n[policy]\npreset = "conservative"\nmax_retries = 7\n',
+    )
+    settings = load_settings(
+        path, env={"INTERLOCK_PORT": "9100"}, overrides={"server": {"port": 9200, "host": None}}
+    )
+    assert (settings.server.host, settings.server.port) == ("127.0.0.2", 9200)
+    assert settings.policy.strategy == "sticky" and settings.policy.max_retries == 7
+
+
+def test_secrets_from_the_environment_never_show_in_the_settings_repr() -> None:
+    settings = load_settings(
+        env={"INTERLOCK_API_KEY": "sk-SECRET", "INTERLOCK_OAUTH_CLIENT_SECRET": "cs-SECRET"}
+    )
+    assert settings.server.api_key and settings.server.api_key.get_secret_value() == "sk-SECRET"
+    assert "SECRET" not in repr(settings) and "SECRET" not in str(settings)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[server]\nport = 70000\n", "server.port: Input should be less than or equal to 65535"),
+        ("[server]\nbogus = 1\n", "server.bogus: Extra inputs are not permitted"),
+        ("[policy]\nmax_retries = 0\n", "policy.max_retries: Input should be greater than"),
+        ('[policy]\npreset = "fast"\n', "policy.preset: unknown preset 'fast'"),
+        ('[upstream]\nendpoints = { daily = "ftp://x" }\n', "is not an http(s) URL"),
+        ("[server\nport = 1\n", "not valid TOML"),
+    ],
+)
+def test_a_bad_file_fails_naming_the_file_the_key_and_the_reason(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, env={})
+    assert str(caught.value).startswith(str(path))
+    assert message in str(caught.value)
+
+
+def test_a_missing_file_is_reported(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such file"):
+        load_settings(tmp_path / "nope.toml", env={})
