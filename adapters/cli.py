@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sys
 from pathlib import Path
 
 from adapters.accounts import AccountsFileError, accounts_json, format_accounts, import_js_accounts
+from adapters.config import ConfigError, load_settings
 from adapters.store_sqlite import Credentials, SQLiteStore, StoreError, default_path
 from engine import diagram
 
@@ -124,6 +126,35 @@ def _diagram(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from adapters import serve  # noqa: PLC0415 - aiohttp and the server load only to serve
+
+    policy: dict[str, object] = {}
+    if args.preset:
+        policy["preset"] = args.preset
+    if args.strategy:
+        policy["strategy"] = args.strategy
+    if args.fallback:
+        policy["fallback_enabled"] = True
+    settings = load_settings(
+        Path(args.config) if args.config else None,
+        overrides={
+            "server": {"host": args.host, "port": args.port, "state": args.state},
+            "policy": policy,
+        },
+    )
+    serve.configure_logging(args.log_level)
+    return asyncio.run(
+        serve.serve(settings, sandbox_accounts=args.accounts if args.sandbox else None)
+    )
+
+
+def _fake_upstream(args: argparse.Namespace) -> int:
+    from adapters.fake.command import run_from_args  # noqa: PLC0415 - loaded only when used
+
+    return run_from_args(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="interlock",
@@ -147,6 +178,60 @@ def build_parser() -> argparse.ArgumentParser:
         "--check", action="store_true", help="write nothing; exit 1 if any file is stale"
     )
     d.set_defaults(func=_diagram)
+
+    sv = sub.add_parser(
+        "serve",
+        help="run the proxy (Claude Code: ANTHROPIC_BASE_URL=http://127.0.0.1:8080)",
+        description="Run the Anthropic-API proxy. Settings come from --config (TOML: [server], "
+        "[upstream], [oauth], [models], [policy]), then the environment (INTERLOCK_HOST, "
+        "INTERLOCK_PORT, INTERLOCK_API_KEY, INTERLOCK_STATE, INTERLOCK_OAUTH_CLIENT_ID, "
+        "INTERLOCK_OAUTH_CLIENT_SECRET), then these flags.",
+    )
+    sv.add_argument("--config", metavar="FILE", help="TOML configuration file")
+    sv.add_argument("--host", help="address to bind (default 127.0.0.1; others need care)")
+    sv.add_argument("--port", type=int, help="port (default 8080; 0 picks a free one)")
+    sv.add_argument(
+        "--state", metavar="PATH", help="state database (default ~/.config/interlock/state.db)"
+    )
+    sv.add_argument(
+        "--preset", choices=["default", "many-accounts", "conservative"], help="retry policy preset"
+    )
+    sv.add_argument(
+        "--strategy",
+        choices=["sticky", "round-robin", "hybrid"],
+        help="account selection strategy (default hybrid)",
+    )
+    sv.add_argument(
+        "--fallback",
+        action="store_true",
+        help="fall back to the configured fallback model when a model is exhausted",
+    )
+    sv.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="serve from the built-in fake upstream with simulated accounts "
+        "(try interlock without Google accounts)",
+    )
+    sv.add_argument(
+        "--accounts",
+        type=int,
+        default=3,
+        metavar="N",
+        help="simulated accounts in sandbox mode (default 3)",
+    )
+    sv.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    sv.set_defaults(func=_serve)
+
+    fu = sub.add_parser(
+        "fake-upstream",
+        help="run the fake Cloud Code API and token endpoint on 127.0.0.1",
+        description="A scriptable fake of the Cloud Code API and Google's token endpoint "
+        "(loopback only), for tests, benchmarks and demos.",
+    )
+    from adapters.fake.command import add_arguments  # noqa: PLC0415 - keeps `accounts` light
+
+    add_arguments(fu)
+    fu.set_defaults(func=_fake_upstream)
 
     a = sub.add_parser(
         "accounts",
@@ -196,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code: int = args.func(args)
-    except (UsageError, StoreError, AccountsFileError) as err:
+    except (UsageError, StoreError, AccountsFileError, ConfigError) as err:
         print(f"interlock: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -25,7 +25,8 @@ def test_defaults_bind_loopback_and_use_the_daily_then_prod_endpoints() -> None:
 def test_file_then_environment_then_flags_each_win_over_the_previous(tmp_path: Path) -> None:
     path = write(
         tmp_path,
-        '[server]\nport = 9000\nhost = "127.0.0.2"\n[policy]\npreset = "conservative"\nmax_retries = 7\n',
+        '[server]\nport = 9000\nhost = "127.0.0.2"\n'
+        '[policy]\npreset = "conservative"\nmax_retries = 7\n',
     )
     settings = load_settings(
         path, env={"INTERLOCK_PORT": "9100"}, overrides={"server": {"port": 9200, "host": None}}

@@ -1,0 +1,160 @@
+"""The engine's `ClientStream` port for aiohttp: how a request's outcome reaches the client.
+
+Streaming: headers are held until the request commits (its first content), so any failure before
+that is a real HTTP status with Anthropic's error JSON. If a streaming request waits longer than
+`ping_after_s` before committing, the headers are sent with a `ping` event and pings follow every
+`ping_after_s`, keeping clients (and proxies) from timing out; from then on a failure is one SSE
+`error` frame. Non-streaming: the Anthropic events are folded into one message JSON.
+A client that goes away is noticed by watching its transport.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import Any
+
+from aiohttp import web
+
+from engine.effects import Outcome
+
+DISCONNECT_POLL_S = 0.25
+SSE_HEADERS = {
+    "Content-Type": "text/event-stream",
+    "Cache-Control": "no-cache",
+    "Connection": "keep-alive",
+    "X-Accel-Buffering": "no",
+}
+
+
+def error_body(error_type: str, message: str) -> dict[str, Any]:
+    return {"type": "error", "error": {"type": error_type, "message": message}}
+
+
+def error_response(status: int, error_type: str, message: str, **headers: str) -> web.Response:
+    return web.json_response(error_body(error_type, message), status=status, headers=headers)
+
+
+def sse_frame(event: dict[str, Any]) -> bytes:
+    return f"event: {event['type']}\ndata: {json.dumps(event, separators=(',', ':'))}\n\n".encode()
+
+
+class MessageAccumulator:
+    """Folds Anthropic stream events into the non-streaming message object."""
+
+    def __init__(self) -> None:
+        self.message: dict[str, Any] | None = None
+        self.blocks: dict[int, dict[str, Any]] = {}
+        self.partial_json: dict[int, str] = {}
+
+    def add(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        if kind == "message_start":
+            self.message = dict(event["message"])
+        elif kind == "content_block_start":
+            self.blocks[event["index"]] = dict(event["content_block"])
+        elif kind == "content_block_delta":
+            block, delta = self.blocks[event["index"]], event["delta"]
+            if delta["type"] == "text_delta":
+                block["text"] = block.get("text", "") + delta["text"]
+            elif delta["type"] == "thinking_delta":
+                block["thinking"] = block.get("thinking", "") + delta["thinking"]
+            elif delta["type"] == "signature_delta":
+                block["signature"] = delta["signature"]
+            elif delta["type"] == "input_json_delta":
+                self.partial_json[event["index"]] = (
+                    self.partial_json.get(event["index"], "") + delta["partial_json"]
+                )
+        elif kind == "message_delta" and self.message is not None:
+            self.message.update(event.get("delta", {}))
+            self.message["usage"] = {**self.message.get("usage", {}), **event.get("usage", {})}
+
+    def result(self) -> dict[str, Any]:
+        assert self.message is not None
+        for index, text in self.partial_json.items():
+            self.blocks[index]["input"] = json.loads(text) if text else {}
+        return {**self.message, "content": [self.blocks[i] for i in sorted(self.blocks)]}
+
+
+class AiohttpClientStream:
+    def __init__(self, request: web.Request, *, stream: bool, ping_after_s: float) -> None:
+        self.request = request
+        self.stream = stream
+        self.ping_after_s = ping_after_s
+        self.response: web.StreamResponse | None = None  # the answer, once decided
+        self._sse: web.StreamResponse | None = None
+        self._lock = asyncio.Lock()
+        self._accumulator = MessageAccumulator()
+        self._pinger = asyncio.ensure_future(self._ping()) if stream else None
+        self._gone = asyncio.Event()  # a write found the client gone
+        self.outcome: Outcome | None = None
+
+    async def _open_sse(self) -> web.StreamResponse:
+        if self._sse is None:
+            self._sse = web.StreamResponse(status=200, headers=SSE_HEADERS)
+            await self._sse.prepare(self.request)
+        return self._sse
+
+    async def _write(self, data: bytes | None) -> None:
+        """Write to the SSE response (opening it first); a vanished client is noted, not raised:
+        the runner hears of it through `wait_disconnected`."""
+        if self._gone.is_set():
+            return
+        try:
+            async with self._lock:
+                sse = await self._open_sse()
+                if data:
+                    await sse.write(data)
+        except (ConnectionError, RuntimeError):
+            self._gone.set()
+
+    async def _ping(self) -> None:
+        while True:
+            await asyncio.sleep(self.ping_after_s)
+            await self._write(sse_frame({"type": "ping"}))
+
+    async def commit(self) -> None:
+        if self.stream:
+            await self._write(None)
+
+    async def send(self, content: Any) -> None:
+        events: list[dict[str, Any]] = content
+        if not self.stream:
+            for event in events:
+                self._accumulator.add(event)
+            return
+        await self._write(b"".join(sse_frame(e) for e in events))
+
+    async def finish(self, outcome: Outcome) -> None:
+        self.outcome = outcome
+        if self._pinger is not None:
+            self._pinger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pinger
+        if outcome.status == 499:  # the client left: nobody to answer
+            return
+        async with self._lock:
+            if self._sse is not None:
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    if not outcome.ok:
+                        error_type = outcome.error_type or "api_error"
+                        await self._sse.write(sse_frame(error_body(error_type, outcome.message)))
+                    await self._sse.write_eof()
+                self.response = self._sse
+                return
+        if outcome.ok:
+            self.response = web.json_response(self._accumulator.result())
+            return
+        headers = {"retry-after": str(outcome.retry_after_s)} if outcome.retry_after_s else {}
+        self.response = error_response(
+            outcome.status, outcome.error_type or "api_error", outcome.message, **headers
+        )
+
+    async def wait_disconnected(self) -> None:
+        while not self._gone.is_set():
+            transport = self.request.transport
+            if transport is None or transport.is_closing():
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._gone.wait(), DISCONNECT_POLL_S)

@@ -1,0 +1,256 @@
+"""The Cloud Code transport: the engine's `Transport` port over aiohttp.
+
+One attempt = one POST to `<endpoint>/v1internal:streamGenerateContent?alt=sse` with the headers
+and envelope of reference/seed-behaviour.md §4.2-§4.3. What happens is reported as engine
+events, in order: `StreamOpened`, `ContentReceived(Anthropic events)`..., then exactly one of
+`StreamEnded`, `StreamBroken`, `UpstreamFailed(facts)`, `UpstreamUnreachable`. Timeouts per
+attempt: connect, first byte (until the status line), idle (between chunks). Cancellation (the
+client left, the deadline passed) aborts the HTTP request. An `{"error": ...}` object or the
+"no longer supported" text inside a 200 stream is a failure, not content.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import platform
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from adapters.cloudcode.credentials import (
+    AccountRevoked,
+    CredentialManager,
+    CredentialsUnavailable,
+)
+from adapters.cloudcode.facts import (
+    facts_from_response,
+    facts_from_stream_error,
+    is_version_gate_text,
+)
+from adapters.config import Settings
+from adapters.convert.anthropic import MessagesRequest
+from adapters.convert.request import to_cloudcode
+from adapters.convert.response import StreamTranslator
+from adapters.convert.signatures import SignatureCache
+from adapters.sse import JsonChunk, JsonResult, JsonStreamDecoder, SSEError
+from engine.effects import SendAttempt
+from engine.events import (
+    ContentReceived,
+    Event,
+    StreamBroken,
+    StreamEnded,
+    StreamOpened,
+    UpstreamFailed,
+    UpstreamUnreachable,
+)
+from engine.failures import REASON_VERSION_REJECTED, UpstreamFacts
+
+log = logging.getLogger("interlock.transport")
+
+STREAM_PATH = "/v1internal:streamGenerateContent?alt=sse"
+MAX_ERROR_BODY = 64 * 1024
+IDENTITY = (
+    "You are Antigravity, a powerful agentic AI coding assistant designed by the Google "
+    "Deepmind team working on Advanced Agentic Coding."
+)
+
+
+@dataclass
+class RequestContext:
+    """What the runner hands the transport for every attempt of one client request."""
+
+    request: MessagesRequest
+    client_model: str
+    stream: bool
+    request_ids: list[str] = field(default_factory=list)
+
+
+def _platform() -> str:
+    system = {"Darwin": "darwin", "Windows": "win32"}.get(platform.system(), "linux")
+    machine = platform.machine().lower()
+    arch = "arm64" if machine in ("arm64", "aarch64") else "x64"
+    return f"{system}/{arch}"
+
+
+def is_claude_thinking(model: str) -> bool:
+    lower = model.lower()
+    return "claude" in lower and "thinking" in lower
+
+
+class CloudCodeTransport:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        credentials: CredentialManager,
+        settings: Settings,
+        signatures: SignatureCache,
+        *,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self._session = session
+        self._credentials = credentials
+        self._settings = settings
+        self._signatures = signatures
+        self._wall = wall
+        self._session_ids: dict[str, str] = {}
+        up = settings.upstream
+        self._base_headers = {
+            "User-Agent": f"antigravity/{up.user_agent_version} {_platform()}",
+            "X-Client-Name": "antigravity",
+            "X-Client-Version": up.client_version,
+            "x-goog-api-client": "gl-node/18.18.2 fire/0.8.6 grpc/1.10.x",
+        }
+
+    def session_id(self, account: str) -> str:
+        """One machine session id per account per process (seed §2.8)."""
+        if account not in self._session_ids:
+            self._session_ids[account] = f"{uuid.uuid4()}{int(self._wall() * 1000)}"
+        return self._session_ids[account]
+
+    def headers(self, token: str, model: str, account: str) -> dict[str, str]:
+        headers = {
+            **self._base_headers,
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/json",
+            "Accept": "text/event-stream",
+            "X-Machine-Session-Id": self.session_id(account),
+        }
+        if is_claude_thinking(model):
+            headers["anthropic-beta"] = "interleaved-thinking-2025-05-14"
+        return headers
+
+    async def attempt(self, send: SendAttempt, payload: Any) -> AsyncIterator[Event]:
+        context: RequestContext = payload
+        try:
+            token = await self._credentials.access_token(
+                send.account, refresh=send.refresh_credentials
+            )
+            project = await self._credentials.project(send.account, token)
+        except AccountRevoked as err:
+            facts = UpstreamFacts(status=401, permanent_auth=True, message=str(err))
+            yield UpstreamFailed(facts=facts, wall=self._wall())
+            return
+        except CredentialsUnavailable as err:
+            yield UpstreamUnreachable(reason=str(err))
+            return
+        request_id = f"agent-{uuid.uuid4()}"
+        context.request_ids.append(request_id)
+        body, names = to_cloudcode(
+            context.request,
+            upstream_model=send.model,
+            project=project,
+            session_id=self.session_id(send.account),
+            request_id=request_id,
+            signatures=self._signatures,
+            system_instruction=IDENTITY,
+            now=time.monotonic(),
+        )
+        url = self._settings.upstream.endpoints[send.endpoint] + STREAM_PATH
+        up = self._settings.upstream
+        timeout = aiohttp.ClientTimeout(
+            total=None, connect=up.connect_timeout_s, sock_read=up.idle_timeout_s
+        )
+        try:
+            async with asyncio.timeout(up.first_byte_timeout_s):
+                response = await self._session.post(
+                    url,
+                    data=json.dumps(body),
+                    headers=self.headers(token, send.model, send.account),
+                    timeout=timeout,
+                )
+        except (aiohttp.ClientError, TimeoutError) as err:
+            yield UpstreamUnreachable(reason=f"{send.endpoint}: {_describe(err)}")
+            return
+        async with response:
+            if response.status != 200:
+                if response.status == 401:
+                    self._credentials.forget(send.account)
+                text = (await response.content.read(MAX_ERROR_BODY)).decode("utf-8", "replace")
+                facts = facts_from_response(
+                    response.status, dict(response.headers), text, now_wall=self._wall()
+                )
+                yield UpstreamFailed(facts=facts, wall=self._wall())
+                return
+            yield StreamOpened()
+            async for event in self._relay(response, context, names, send.model):
+                yield event
+
+    async def _relay(
+        self, response: aiohttp.ClientResponse, context: RequestContext, names: Any, model: str
+    ) -> AsyncIterator[Event]:
+        translator = StreamTranslator(
+            context.client_model, names, self._signatures, time.monotonic(), upstream_model=model
+        )
+        decoder = JsonStreamDecoder()
+        held: list[dict[str, Any]] = []  # a non-streaming client commits only a complete answer
+        try:
+            async for data in response.content.iter_any():
+                for event in self._translate(decoder.feed(data), translator):
+                    if not isinstance(event, ContentReceived):
+                        yield event
+                        return
+                    if context.stream:
+                        yield event
+                    else:
+                        held.extend(event.content)
+            for event in self._translate(decoder.end(), translator):
+                if not isinstance(event, ContentReceived):
+                    yield event
+                    return
+                if context.stream:
+                    yield event
+                else:
+                    held.extend(event.content)
+        except (aiohttp.ClientError, TimeoutError, SSEError) as err:
+            yield StreamBroken(reason=_describe(err))
+            return
+        closing = [*held, *translator.finish()]
+        if closing:
+            yield ContentReceived(content=closing)
+        yield StreamEnded()
+
+    def _translate(self, results: list[JsonResult], translator: StreamTranslator) -> list[Event]:
+        out: list[Event] = []
+        for result in results:
+            if not isinstance(result, JsonChunk):
+                log.debug("ignored a stream line that is not JSON: %s", result.why)
+                continue
+            obj = result.value
+            if "error" in obj:
+                facts = facts_from_stream_error(obj, now_wall=self._wall())
+                return [*out, UpstreamFailed(facts=facts, wall=self._wall())]
+            chunk = obj.get("response", obj)
+            if not isinstance(chunk, dict):
+                continue
+            if not translator.started and _gate_text(chunk):
+                facts = UpstreamFacts(
+                    status=200,
+                    reason=REASON_VERSION_REJECTED,
+                    message="This version of Antigravity is no longer supported",
+                )
+                return [*out, UpstreamFailed(facts=facts, wall=self._wall())]
+            events = translator.feed(chunk)
+            if events:
+                out.append(ContentReceived(content=events))
+        return out
+
+
+def _gate_text(chunk: dict[str, Any]) -> bool:
+    for candidate in chunk.get("candidates") or []:
+        for part in (candidate.get("content") or {}).get("parts") or []:
+            if isinstance(part, dict) and is_version_gate_text(str(part.get("text", ""))):
+                return True
+    return False
+
+
+def _describe(err: BaseException) -> str:
+    if isinstance(err, TimeoutError):
+        return "timed out"
+    text = str(err)
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__

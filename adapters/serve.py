@@ -1,0 +1,132 @@
+"""`interlock serve`: run the proxy (optionally in sandbox mode, on the built-in fake upstream).
+
+Loads the configuration (file, environment, flags), opens the state database, starts the aiohttp
+app on 127.0.0.1 unless told otherwise, and runs until SIGINT or SIGTERM. `--sandbox` starts the
+fake upstream in-process with simulated accounts in a throwaway state database, so that anyone
+can try interlock without Google accounts; the fake's admin routes let a script inject faults.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import signal
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from adapters.config import Settings
+from adapters.fake_upstream import FakeUpstream
+from adapters.server import make_app
+from adapters.store_sqlite import Credentials, SQLiteStore, default_path
+
+log = logging.getLogger("interlock")
+
+
+@dataclass
+class Served:
+    """A running proxy (and, in sandbox mode, its fake upstream)."""
+
+    url: str
+    runner: web.AppRunner
+    fake: FakeUpstream | None
+    store: SQLiteStore
+    tmp: tempfile.TemporaryDirectory[str] | None
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()
+        self.store.close()
+        if self.fake is not None:
+            await self.fake.stop()
+        if self.tmp is not None:
+            self.tmp.cleanup()
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+    logging.getLogger("transitions").setLevel(logging.WARNING)  # one line per callback otherwise
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+async def start_sandbox(
+    settings: Settings, accounts: int
+) -> tuple[Settings, FakeUpstream, Path, Any]:
+    """Start the fake upstream with `accounts` simulated accounts; point the settings at it."""
+    fake = FakeUpstream()
+    urls = await fake.start()
+    tmp = tempfile.TemporaryDirectory(prefix="interlock-sandbox-")
+    path = Path(tmp.name) / "state.db"
+    store = SQLiteStore(path)
+    for i in range(1, accounts + 1):
+        account = fake.add_account(f"account-{i}")
+        store.add_account(
+            f"account-{i}@sandbox.invalid",
+            Credentials(refresh_token=account.refresh_token, managed_project_id=account.project),
+        )
+    store.close()
+    upstream = settings.upstream.model_copy(update={"endpoints": urls, "token_url": fake.token_url})
+    return settings.model_copy(update={"upstream": upstream}), fake, path, tmp
+
+
+async def start(
+    settings: Settings, *, sandbox_accounts: int | None = None, seed: int | None = None
+) -> Served:
+    """Start the proxy; returns once it listens."""
+    fake = tmp = None
+    state = Path(settings.server.state) if settings.server.state else default_path()
+    if sandbox_accounts is not None:
+        settings, fake, state, tmp = await start_sandbox(settings, sandbox_accounts)
+    store = SQLiteStore(state)
+    runner = web.AppRunner(make_app(settings, store, seed=seed), handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.server.host, settings.server.port)
+    await site.start()
+    server = site._server  # the bound port, when port 0 asked the OS for one
+    port = server.sockets[0].getsockname()[1] if server is not None else settings.server.port  # type: ignore[union-attr]
+    return Served(f"http://{settings.server.host}:{port}", runner, fake, store, tmp)
+
+
+async def serve(settings: Settings, *, sandbox_accounts: int | None = None) -> int:
+    if not is_loopback(settings.server.host) and settings.server.api_key is None:
+        log.warning(
+            "listening on %s without an API key: anyone who can reach it can use "
+            "your accounts (set INTERLOCK_API_KEY)",
+            settings.server.host,
+        )
+    served = await start(settings, sandbox_accounts=sandbox_accounts)
+    accounts = len(served.store.accounts())
+    mode = " (sandbox: fake upstream, simulated accounts)" if served.fake else ""
+    print(f"interlock listening on {served.url}{mode} with {accounts} account(s)")
+    print(f"  point Claude Code at it:  ANTHROPIC_BASE_URL={served.url} claude")
+    if served.fake is not None:
+        print(f"  script faults:            POST {served.fake.auth_url}/_fake/script")
+    if accounts == 0:
+        print("  no accounts yet: add one with `interlock accounts login` or `accounts import`")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        print("interlock: stopping")
+        await served.stop()
+    return 0
