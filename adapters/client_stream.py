@@ -17,6 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
+from adapters.convert.response import placeholder_events
 from engine.effects import Outcome
 
 DISCONNECT_POLL_S = 0.25
@@ -134,6 +135,8 @@ class AiohttpClientStream:
                 await self._pinger
         if outcome.status == 499:  # the client left: nobody to answer
             return
+        if outcome.ok and outcome.placeholder:  # only when configured: a visible stand-in answer
+            await self.send(placeholder_events(outcome.model))
         async with self._lock:
             if self._sse is not None:
                 with contextlib.suppress(ConnectionError, RuntimeError):

@@ -10,9 +10,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from adapters.fake_upstream import hang, preset, stream, text
+from adapters.fake_upstream import empty, hang, preset, stream, text
 from adapters.server import PROXY
-from tests.e2e import BODY, calls, post, proxy, run
+from tests.e2e import BODY, calls, post, proxy, run, streamed_text
 
 BAD_INPUT = [
     ("malformed JSON", b"{not json", "not valid JSON"),
@@ -188,3 +188,47 @@ def test_no_secret_reaches_logs_errors_or_listings(caplog: pytest.LogCaptureFixt
 
     run(scenario())
     assert secrets
+
+
+def test_a_long_wait_keeps_the_stream_alive_with_pings_then_streams_the_answer() -> None:
+    async def scenario() -> None:
+        policy = {"capacity_backoff_tiers_ms": [1200], "max_capacity_retries": 1}
+        async with proxy(accounts=1, policy=policy, server={"ping_interval_s": 0.3}) as served:
+            assert served.fake is not None
+            served.fake.script("account-1", [preset("capacity_429")])
+            status, headers, events = await post(served, stream=True)
+            assert status == 200 and headers["content-type"].startswith("text/event-stream")
+            kinds = [e["type"] for e in events]
+            first_content = kinds.index("message_start")
+            assert kinds[:first_content].count("ping") >= 2
+            assert kinds[-1] == "message_stop"
+
+    run(scenario())
+
+
+def test_an_error_after_pings_arrives_as_one_sse_error_event() -> None:
+    async def scenario() -> None:
+        policy = {"capacity_backoff_tiers_ms": [1200], "max_capacity_retries": 1}
+        async with proxy(accounts=1, policy=policy, server={"ping_interval_s": 0.3}) as served:
+            assert served.fake is not None
+            served.fake.script("account-1", [preset("capacity_429"), preset("invalid_400")])
+            status, _, events = await post(served, stream=True)
+            assert status == 200
+            assert [e["type"] for e in events if e["type"] != "ping"] == ["error"]
+            assert events[-1]["error"]["type"] == "invalid_request_error"
+
+    run(scenario())
+
+
+def test_an_empty_answer_becomes_a_placeholder_message_only_when_configured() -> None:
+    async def scenario() -> None:
+        policy = {"empty_response_placeholder": True, "max_empty_retries": 0}
+        async with proxy(accounts=1, policy=policy) as served:
+            assert served.fake is not None
+            served.fake.script("account-1", [empty(), empty()])
+            status, _, body = await post(served)
+            assert status == 200 and "No response" in body["content"][0]["text"]
+            status, _, events = await post(served, stream=True)
+            assert status == 200 and "No response" in streamed_text(events)
+
+    run(scenario())
