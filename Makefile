@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install test lint format typecheck contracts diagrams diagrams-check check bench clean
+.PHONY: install demo test lint format typecheck contracts diagrams diagrams-check check bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,6 +13,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+demo: $(STAMP)  ## the proxy in sandbox mode, driven by the anthropic SDK, with timelines
+	$(PY) -m adapters.demo
 
 test: $(STAMP)  ## run the test suite (the README's test command)
 	$(PY) -m pytest

@@ -14,6 +14,7 @@ import ipaddress
 import logging
 import signal
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from adapters.config import Settings
 from adapters.fake_upstream import FakeUpstream
 from adapters.server import make_app
 from adapters.store_sqlite import Credentials, SQLiteStore, default_path
+from engine.runner.ports import TraceSink
 
 log = logging.getLogger("interlock")
 
@@ -86,7 +88,12 @@ async def start_sandbox(
 
 
 async def start(
-    settings: Settings, *, sandbox_accounts: int | None = None, seed: int | None = None
+    settings: Settings,
+    *,
+    sandbox_accounts: int | None = None,
+    seed: int | None = None,
+    sink: TraceSink | None = None,
+    on_step: Callable[[Any, str, str, str], None] | None = None,
 ) -> Served:
     """Start the proxy; returns once it listens."""
     fake = tmp = None
@@ -94,7 +101,8 @@ async def start(
     if sandbox_accounts is not None:
         settings, fake, state, tmp = await start_sandbox(settings, sandbox_accounts)
     store = SQLiteStore(state)
-    runner = web.AppRunner(make_app(settings, store, seed=seed), handle_signals=False)
+    app = make_app(settings, store, seed=seed, sink=sink, on_step=on_step)
+    runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, settings.server.host, settings.server.port)
     await site.start()

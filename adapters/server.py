@@ -239,6 +239,7 @@ def make_app(
     transport: Callable[[aiohttp.ClientSession], Transport] | None = None,
     clock: Clock | None = None,
     sink: TraceSink | None = None,
+    on_step: Callable[[Any, str, str, str], None] | None = None,
     seed: int | None = None,
 ) -> web.Application:
     """The proxy as an aiohttp application (the ClientSession lives and dies with it)."""
@@ -251,6 +252,7 @@ def make_app(
         the_clock = clock or SystemClock()
         pool = AccountPool(settings.policy, store=store, now=the_clock.now())
         engine = Engine(settings.policy, pool, rng=random.Random(seed))
+        engine.on_step = on_step
         counter = itertools.count(1)
         prefix = f"req-{int(time.time()):x}"
         session = aiohttp.ClientSession(auto_decompress=True)

@@ -140,6 +140,9 @@ class Engine:
         self.rng = rng if rng is not None else random.Random(0)
         self._machine = build_machine()
         self._events = self._machine.events
+        #: Called after every step with (request, from state, trigger, to state), if set:
+        #: how timelines and traces see internal steps too. Costs nothing when None.
+        self.on_step: Callable[[Request, str, str, str], None] | None = None
 
     def open(self, request_id: str, model: str, stream: bool, now: float) -> Request:
         """A new request in state Selecting; `start` it to get its first effects."""
@@ -209,12 +212,15 @@ class Engine:
             request.failure = failure
             if failure is not None and not request.committed:
                 self._record(request, failure)
+        source = request.state
         try:
             moved = self._events[trigger].trigger(request)
         except MachineError as err:
             raise UnexpectedEvent(request.state, event) from err
         if not moved:
             raise RuntimeError(f"no row of the table matched {trigger} in {request.state}")
+        if self.on_step is not None:
+            self.on_step(request, source, trigger, request.state)
 
     def _record(self, request: Request, failure: Failure) -> None:
         """Record in the shared pool what the failure says, before any guard reads it: the

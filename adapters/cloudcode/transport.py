@@ -252,5 +252,7 @@ def _gate_text(chunk: dict[str, Any]) -> bool:
 def _describe(err: BaseException) -> str:
     if isinstance(err, TimeoutError):
         return "timed out"
+    if isinstance(err, aiohttp.ClientPayloadError):
+        return "the upstream closed the connection mid-stream"
     text = str(err)
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
