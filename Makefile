@@ -28,8 +28,8 @@ format: $(STAMP)
 	$(PY) -m ruff format engine adapters tests bench
 	$(PY) -m ruff check --fix engine adapters tests bench
 
-typecheck: $(STAMP)  ## mypy --strict on the engine
-	$(PY) -m mypy --strict engine
+typecheck: $(STAMP)  ## mypy --strict on the engine and the adapters
+	$(PY) -m mypy --strict engine adapters
 
 contracts: $(STAMP)  ## import contracts: the engine never imports adapters, aiohttp, sockets
 	$(VENV)/bin/lint-imports

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 import anthropic
 
@@ -83,7 +83,7 @@ async def main() -> int:
         for title, prepare, prompt in scenes:
             prepare()
             before = set(timeline.lines)
-            seen = await _run(lambda prompt=prompt: _ask(client, prompt))
+            seen = await asyncio.wait_for(_ask(client, prompt), 60)
             print(f"{title}\n  client saw: {seen}")
             for request_id in sorted(set(timeline.lines) - before):
                 print(timeline.render(request_id))
@@ -91,10 +91,6 @@ async def main() -> int:
     finally:
         await served.stop()
     return 0
-
-
-async def _run(call: Callable[[], Awaitable[str]]) -> str:
-    return await asyncio.wait_for(call(), 60)
 
 
 if __name__ == "__main__":

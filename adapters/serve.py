@@ -106,8 +106,7 @@ async def start(
     await runner.setup()
     site = web.TCPSite(runner, settings.server.host, settings.server.port)
     await site.start()
-    server = site._server  # the bound port, when port 0 asked the OS for one
-    port = server.sockets[0].getsockname()[1] if server is not None else settings.server.port  # type: ignore[union-attr]
+    port = runner.addresses[0][1]  # the bound port, also when port 0 asked the OS for one
     return Served(f"http://{settings.server.host}:{port}", runner, fake, store, tmp)
 
 

@@ -190,23 +190,15 @@ class CloudCodeTransport:
         decoder = JsonStreamDecoder()
         held: list[dict[str, Any]] = []  # a non-streaming client commits only a complete answer
         try:
-            async for data in response.content.iter_any():
-                for event in self._translate(decoder.feed(data), translator):
+            async for results in _decoded(response, decoder):
+                for event in self._translate(results, translator):
                     if not isinstance(event, ContentReceived):
-                        yield event
+                        yield event  # a failure inside the 200 stream ends the attempt
                         return
                     if context.stream:
                         yield event
                     else:
                         held.extend(event.content)
-            for event in self._translate(decoder.end(), translator):
-                if not isinstance(event, ContentReceived):
-                    yield event
-                    return
-                if context.stream:
-                    yield event
-                else:
-                    held.extend(event.content)
         except (aiohttp.ClientError, TimeoutError, SSEError) as err:
             yield StreamBroken(reason=_describe(err))
             return
@@ -239,6 +231,15 @@ class CloudCodeTransport:
             if events:
                 out.append(ContentReceived(content=events))
         return out
+
+
+async def _decoded(
+    response: aiohttp.ClientResponse, decoder: JsonStreamDecoder
+) -> AsyncIterator[list[JsonResult]]:
+    """The stream's JSON events as they arrive, then the last one even without a newline."""
+    async for data in response.content.iter_any():
+        yield decoder.feed(data)
+    yield decoder.end()
 
 
 def _gate_text(chunk: dict[str, Any]) -> bool:
