@@ -75,6 +75,13 @@ def _accounts_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def _accounts_login(args: argparse.Namespace) -> int:
+    from adapters.oauth_login import run_login  # noqa: PLC0415 - aiohttp loads only to log in
+
+    settings = load_settings(Path(args.config) if args.config else None)
+    return run_login(args, settings, _store(args))
+
+
 def _accounts_remove(args: argparse.Namespace) -> int:
     store = _store(args)
     account_id = _account_id(store, args.account)
@@ -242,7 +249,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--state",
         help="state database (default: $INTERLOCK_STATE or ~/.config/interlock/state.db)",
     )
+    a.add_argument(
+        "--config",
+        metavar="FILE",
+        help="TOML configuration (for login: [oauth] client_id and client_secret, or set "
+        "INTERLOCK_OAUTH_CLIENT_ID and INTERLOCK_OAUTH_CLIENT_SECRET)",
+    )
     acc = a.add_subparsers(dest="action", required=True, metavar="ACTION")
+    lg = acc.add_parser(
+        "login",
+        help="add a Google account by signing in (OAuth with PKCE)",
+        description="Sign in with Google in a browser (a loopback callback on 127.0.0.1:51121-"
+        "51126), or with --no-browser paste the callback URL shown after signing in.",
+    )
+    from adapters.oauth_login import add_arguments as add_login_arguments  # noqa: PLC0415
+
+    add_login_arguments(lg)
+    lg.set_defaults(func=_accounts_login)
     imp = acc.add_parser(
         "import",
         help="import the JavaScript proxy's accounts.json",
