@@ -46,6 +46,7 @@ async def proxy(
     policy: dict[str, Any] | None = None,
     server: dict[str, Any] | None = None,
     upstream: dict[str, Any] | None = None,
+    models: dict[str, Any] | None = None,
 ) -> AsyncIterator[Served]:
     settings = load_settings(
         env={},
@@ -53,6 +54,7 @@ async def proxy(
             "server": {"port": 0, **(server or {})},
             "policy": {**FAST_POLICY, **(policy or {})},
             "upstream": {**FAST_UPSTREAM, **(upstream or {})},
+            "models": models or {},
         },
     )
     served = await serve.start(settings, sandbox_accounts=accounts, seed=0)
