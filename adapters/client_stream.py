@@ -20,7 +20,7 @@ from aiohttp import web
 from adapters.convert.response import placeholder_events
 from engine.effects import Outcome
 
-DISCONNECT_POLL_S = 0.25
+DISCONNECT_POLL_S = 0.5
 SSE_HEADERS = {
     "Content-Type": "text/event-stream",
     "Cache-Control": "no-cache",
@@ -155,9 +155,9 @@ class AiohttpClientStream:
         )
 
     async def wait_disconnected(self) -> None:
+        # a plain sleep per poll: no task is created (wait_for would create one each time)
         while not self._gone.is_set():
             transport = self.request.transport
             if transport is None or transport.is_closing():
                 return
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._gone.wait(), DISCONNECT_POLL_S)
+            await asyncio.sleep(DISCONNECT_POLL_S)

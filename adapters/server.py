@@ -130,8 +130,7 @@ async def _read_json(request: web.Request) -> Any:
 async def messages(request: web.Request) -> web.StreamResponse:
     proxy = request.app[PROXY]
     try:
-        data = await _read_json(request)
-        parsed = parse_messages_request(data)
+        parsed = parse_messages_request(await _read_json(request))  # the raw dict is not kept
     except RequestError as err:
         return _error(400, "invalid_request_error", str(err))
     model = _resolve_model(proxy, parsed.model)
@@ -255,7 +254,9 @@ def make_app(
         engine.on_step = on_step
         counter = itertools.count(1)
         prefix = f"req-{int(time.time()):x}"
-        session = aiohttp.ClientSession(auto_decompress=True)
+        # no pool limit: aiohttp's default (100) would queue stream 101 inside the session,
+        # silently spending its first-byte timeout there
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
         if transport is None:
             credentials = CredentialManager(session, store, settings)
             upstream: Transport = CloudCodeTransport(

@@ -160,7 +160,7 @@ class CloudCodeTransport:
             async with asyncio.timeout(up.first_byte_timeout_s):
                 response = await self._session.post(
                     url,
-                    data=json.dumps(body),
+                    data=json.dumps(body).encode(),
                     headers=self.headers(token, send.model, send.account),
                     timeout=timeout,
                 )
@@ -229,7 +229,10 @@ class CloudCodeTransport:
                 return [*out, UpstreamFailed(facts=facts, wall=self._wall())]
             events = translator.feed(chunk)
             if events:
-                out.append(ContentReceived(content=events))
+                if out and isinstance(out[-1], ContentReceived):  # one event per upstream read
+                    out[-1] = ContentReceived(content=[*out[-1].content, *events])
+                else:
+                    out.append(ContentReceived(content=events))
         return out
 
 

@@ -79,9 +79,7 @@ class Runner:
                 if outcome is not None:
                     return outcome
                 event = await self._next_event(request, inbox, state)
-                now = self.clock.now()
-                if isinstance(event, TimerFired) and request.wait_until is not None:
-                    now = max(now, request.wait_until)  # a timer never fires "early" by an ulp
+                now = self._time_of(request, event)
                 if self.sink is not None:
                     self.sink.received(request_id, now, event)
                 effects = self.engine.handle(request, event, now)
@@ -154,7 +152,8 @@ class Runner:
             try:
                 if timeout == 0.0:
                     raise TimeoutError
-                tag, event = await asyncio.wait_for(inbox.get(), timeout)
+                async with asyncio.timeout(timeout):  # no task per event, unlike wait_for
+                    tag, event = await inbox.get()
             except TimeoutError:
                 now = self.clock.now()
                 if not request.committed and now + _EPS >= request.deadline:
@@ -164,6 +163,16 @@ class Runner:
                 continue
             if tag in (_CLIENT, state.generation):
                 return event
+
+    def _time_of(self, request: Request, event: Event) -> float:
+        """When `event` happened for the engine: a timer or the deadline at its scheduled time
+        (a wake-up a few microseconds late is the runner's, not the request's, so live runs
+        and their replays see identical times), anything else when it arrived."""
+        if isinstance(event, TimerFired) and request.wait_until is not None:
+            return max(request.now, request.wait_until)
+        if isinstance(event, DeadlineExpired):
+            return max(request.now, request.deadline)
+        return self.clock.now()
 
     def _emitted(self, request: Request, effects: list[Effect]) -> None:
         if self.sink is not None:
