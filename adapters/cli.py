@@ -146,7 +146,13 @@ def _serve(args: argparse.Namespace) -> int:
     settings = load_settings(
         Path(args.config) if args.config else None,
         overrides={
-            "server": {"host": args.host, "port": args.port, "state": args.state},
+            "server": {
+                "host": args.host,
+                "port": args.port,
+                "state": args.state,
+                "record": args.record,
+                "record_max_mb": args.record_max_mb,
+            },
             "policy": policy,
         },
     )
@@ -160,6 +166,15 @@ def _fake_upstream(args: argparse.Namespace) -> int:
     from adapters.fake.command import run_from_args  # noqa: PLC0415 - loaded only when used
 
     return run_from_args(args)
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from adapters.trace import command  # noqa: PLC0415 - loaded only to replay
+
+    try:
+        return command.run(args)
+    except (command.TraceError, command.ReplayUsageError) as err:
+        raise UsageError(str(err)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -226,6 +241,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="simulated accounts in sandbox mode (default 3)",
     )
+    sv.add_argument(
+        "--record",
+        metavar="DIR",
+        help="record every request as a trace in DIR (replay with `interlock replay`)",
+    )
+    sv.add_argument(
+        "--record-max-mb",
+        type=float,
+        metavar="MB",
+        help="stop recording when the trace file reaches this size (default 256)",
+    )
     sv.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     sv.set_defaults(func=_serve)
 
@@ -239,6 +265,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_arguments(fu)
     fu.set_defaults(func=_fake_upstream)
+
+    rp = sub.add_parser(
+        "replay",
+        help="replay recorded traces offline on a virtual clock",
+        description="Replay traces (JSON Lines, see the README) offline: every request's "
+        "timeline and outcome. --check exits 1 at the first difference from the recording; "
+        "--set/--policy replay under another configuration and show what would change.",
+    )
+    from adapters.trace.command import add_arguments as add_replay_arguments  # noqa: PLC0415
+
+    add_replay_arguments(rp)
+    rp.set_defaults(func=_replay)
 
     a = sub.add_parser(
         "accounts",
@@ -309,6 +347,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `interlock replay ... | head`: the reader left; not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     return code
 
 

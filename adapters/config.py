@@ -46,6 +46,8 @@ class ServerSettings(_Section):
     body_limit_mb: float = Field(50, gt=0, le=1024)
     state: str | None = None
     ping_interval_s: float = Field(15, gt=0, le=600)
+    record: str | None = None
+    record_max_mb: float = Field(256, gt=0, le=100_000)
 
 
 class UpstreamSettings(_Section):

@@ -14,10 +14,12 @@ import hmac
 import itertools
 import json
 import logging
+import os
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -30,6 +32,8 @@ from adapters.config import Settings
 from adapters.convert.anthropic import RequestError, estimate_input_tokens, parse_messages_request
 from adapters.convert.signatures import SignatureCache
 from adapters.store_sqlite import SQLiteStore
+from adapters.trace.format import Header
+from adapters.trace.recorder import FanOut, TraceFile, TraceRecorder
 from engine.machine import Engine
 from engine.pool import AccountPool
 from engine.runner import Runner, SystemClock
@@ -231,6 +235,32 @@ async def quiet(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+class _StepObserver:
+    def __init__(self, on_step: Callable[[Any, str, str, str], None]) -> None:
+        self.on_step = on_step
+
+
+def _start_recording(
+    settings: Settings, pool: AccountPool, seed: int, now: float
+) -> tuple[TraceFile, TraceRecorder]:
+    """`serve --record DIR`: one size-bounded trace file per run, starting from the pool as it
+    is when the proxy starts (accounts by opaque id; no secrets)."""
+    assert settings.server.record
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = Path(settings.server.record) / f"interlock-{stamp}-{os.getpid()}.jsonl"
+    trace_file = TraceFile(path, int(settings.server.record_max_mb * 1024 * 1024))
+    header = Header(
+        policy=settings.policy.model_dump(mode="json"),
+        seed=seed,
+        start=now,
+        wall_start=time.time(),
+        accounts=[pool.record(account) for account in pool.account_ids],
+        note="recorded by interlock serve",
+    )
+    log.info("recording traces to %s", path)
+    return trace_file, TraceRecorder(trace_file.write, header)
+
+
 def make_app(
     settings: Settings,
     store: SQLiteStore,
@@ -250,8 +280,13 @@ def make_app(
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         the_clock = clock or SystemClock()
         pool = AccountPool(settings.policy, store=store, now=the_clock.now())
-        engine = Engine(settings.policy, pool, rng=random.Random(seed))
-        engine.on_step = on_step
+        the_seed = seed if seed is not None else random.randrange(2**31)
+        engine = Engine(settings.policy, pool, rng=random.Random(the_seed))
+        trace_file = recorder = None
+        if settings.server.record:
+            trace_file, recorder = _start_recording(settings, pool, the_seed, the_clock.now())
+        observers = FanOut(recorder, sink, _StepObserver(on_step) if on_step else None)
+        engine.on_step = observers.on_step if observers.targets else None
         counter = itertools.count(1)
         prefix = f"req-{int(time.time()):x}"
         # no pool limit: aiohttp's default (100) would queue stream 101 inside the session,
@@ -268,12 +303,14 @@ def make_app(
             settings,
             store,
             engine,
-            Runner(engine, upstream, the_clock, sink),
+            Runner(engine, upstream, the_clock, observers if observers.targets else None),
             the_clock,
             lambda: f"{prefix}-{next(counter)}",
         )
         yield
         await session.close()
+        if trace_file is not None:
+            trace_file.close()
 
     app.cleanup_ctx.append(lifecycle)
     app.router.add_post("/v1/messages", messages)

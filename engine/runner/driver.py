@@ -176,7 +176,7 @@ class Runner:
 
     def _emitted(self, request: Request, effects: list[Effect]) -> None:
         if self.sink is not None:
-            self.sink.emitted(request.id, self.clock.now(), request.state, effects)
+            self.sink.emitted(request.id, request.now, request.state, effects)  # the step's time
 
 
 class _AttemptState:

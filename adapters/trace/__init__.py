@@ -1,0 +1,1 @@
+"""Traces: record what happened, replay it offline, compare."""
