@@ -45,6 +45,7 @@ check: lint typecheck contracts diagrams-check test  ## everything CI runs
 bench: $(STAMP)  ## benchmarks (not part of make test)
 	$(PY) bench/engine_bench.py
 	$(PY) bench/proxy_bench.py
+	$(PY) bench/trace_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -34,13 +34,26 @@ log = logging.getLogger("interlock.trace")
 
 
 class TraceRecorder:
-    def __init__(self, write: Callable[[str], None], header: Header) -> None:
+    """Writes each record as a JSON line with `write`, or, with `keep`, appends the record
+    objects to that list (replay compares them without a round trip through JSON)."""
+
+    def __init__(
+        self,
+        write: Callable[[str], None] | None,
+        header: Header,
+        *,
+        keep: list[_Record] | None = None,
+    ) -> None:
         self._write = write
+        self._keep = keep
         self._attempt: dict[str, int] = {}
         self._emit(header)
 
     def _emit(self, record: _Record) -> None:
-        self._write(dumps(record))
+        if self._keep is not None:
+            self._keep.append(record)
+        if self._write is not None:
+            self._write(dumps(record))
 
     # the engine's step observer ---------------------------------------------------------------
     def on_step(self, request: Request, source: str, trigger: str, dest: str) -> None:

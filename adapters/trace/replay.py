@@ -22,8 +22,8 @@ from adapters.trace.format import (
     Header,
     Step,
     Trace,
+    dumps,
     load_event,
-    parse_lines,
 )
 from adapters.trace.recorder import FanOut, TraceRecorder
 from engine.effects import Outcome, SendAttempt
@@ -48,16 +48,18 @@ class _Attempt:
 class Replay:
     """The outcome of one replay: what the engine did, and where the trace no longer fit."""
 
-    lines: list[str] = field(default_factory=list)
+    records: list[Any] = field(default_factory=list)
     outcomes: dict[str, Outcome] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
-    trace: Trace | None = None
 
     @property
     def replayed(self) -> Trace:
-        if self.trace is None:
-            self.trace = parse_lines(self.lines, "<replay>")
-        return self.trace
+        header, *rest = self.records
+        return Trace("<replay>", header, rest)
+
+    @property
+    def lines(self) -> list[str]:
+        return [dumps(record) for record in self.records]
 
 
 class _Transport:
@@ -151,7 +153,7 @@ def replay(trace: Trace, *, policy: Policy | None = None, observer: Any = None) 
     async def main() -> None:
         pool = AccountPool(the_policy, header.accounts, now=header.start)
         engine = Engine(the_policy, pool, rng=random.Random(header.seed))
-        recorder = TraceRecorder(result.lines.append, header)
+        recorder = TraceRecorder(None, header, keep=result.records)
         observers = FanOut(recorder, observer)
         engine.on_step = observers.on_step
         runner = Runner(engine, _Transport(trace, clock, result.problems), clock, observers)
