@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.timeline import Timeline
-from adapters.trace.format import Trace, TraceError, read_trace
+from adapters.trace.format import Trace, TraceError, json_schema, read_trace
 from adapters.trace.replay import check, policy_of, replay
 from engine.effects import Outcome
 from engine.policy import PolicyError
@@ -27,7 +27,10 @@ class ReplayUsageError(Exception):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("traces", nargs="+", metavar="TRACE", help="trace files (JSON Lines)")
+    parser.add_argument("traces", nargs="*", metavar="TRACE", help="trace files (JSON Lines)")
+    parser.add_argument(
+        "--schema", action="store_true", help="print the JSON Schema of a trace line and exit"
+    )
     parser.add_argument(
         "--check",
         action="store_true",
@@ -87,6 +90,11 @@ def _describe(outcome: dict[str, Any] | Outcome | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.schema:
+        print(json.dumps(json_schema(), indent=2))
+        return 0
+    if not args.traces:
+        raise ReplayUsageError("replay: give at least one TRACE file (or --schema)")
     overrides = _overrides(args)
     documents = []
     failed = False
