@@ -101,9 +101,12 @@ def _accounts_enable(args: argparse.Namespace) -> int:
 
 
 def _diagram(args: argparse.Namespace) -> int:
+    from adapters.trace import path as graphviz  # noqa: PLC0415 - Graphviz helpers, only here
+
     out = Path(args.out)
     stale = []
-    for name, text in diagram.files().items():
+    generated = diagram.files()
+    for name, text in generated.items():
         path = out / name
         current = path.read_text(encoding="utf-8") if path.exists() else None
         if current == text:
@@ -112,6 +115,30 @@ def _diagram(args: argparse.Namespace) -> int:
         if not args.check:
             out.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
+    # The SVG is rendered by Graphviz when installed, and checked by the DOT text it was
+    # rendered from (its stamp), never byte for byte: Graphviz versions draw differently.
+    svg = out / diagram.DOT_FILE.replace(".dot", ".svg")
+    stamp = graphviz.svg_stamp(generated[diagram.DOT_FILE])
+    svg_stale = svg.exists() and stamp not in svg.read_text(encoding="utf-8", errors="replace")
+    problem = ""
+    if args.check and svg_stale:
+        stale.append(str(svg))
+    elif not args.check and (svg_stale or not svg.exists()):
+        try:
+            svg.write_text(
+                graphviz.render_svg(generated[diagram.DOT_FILE], comment=stamp), encoding="utf-8"
+            )
+            stale.append(str(svg))
+        except graphviz.GraphvizMissing:
+            if svg_stale:
+                problem = (
+                    f"{svg} is stale and Graphviz's `dot` is not on PATH: install Graphviz "
+                    "and rerun, or delete it"
+                )
+            else:
+                print(f"interlock diagram: Graphviz's `dot` is not on PATH: {svg} not rendered")
+        except graphviz.GraphvizError as err:
+            problem = f"{svg} not rendered: {err}"
     readme = Path(args.readme)
     if readme.exists():
         current = readme.read_text(encoding="utf-8")
@@ -128,8 +155,11 @@ def _diagram(args: argparse.Namespace) -> int:
         return 1
     if stale:
         print(f"interlock diagram: wrote {', '.join(stale)}")
-    else:
+    elif not problem:
         print(f"interlock diagram: {out}/ and {readme} are up to date")
+    if problem:
+        print(f"interlock diagram: {problem}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -186,8 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser(
         "diagram",
         help="write the state chart and transition table generated from the engine",
-        description="Generate diagrams/ (Mermaid chart, Markdown transition table) from the "
-        "engine's transition table.",
+        description="Generate diagrams/ (Mermaid and Graphviz DOT charts, Markdown transition "
+        "table) from the engine's transition table; the SVG chart too when Graphviz's `dot` is "
+        "installed.",
     )
     d.add_argument("--out", default="diagrams", help="output directory (default: diagrams)")
     d.add_argument(
@@ -197,7 +228,10 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: README.md; skipped when the file does not exist)",
     )
     d.add_argument(
-        "--check", action="store_true", help="write nothing; exit 1 if any file is stale"
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 if any file is stale (the SVG, if present, by the DOT text "
+        "it was rendered from; Graphviz is not needed)",
     )
     d.set_defaults(func=_diagram)
 

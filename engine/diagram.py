@@ -1,13 +1,18 @@
 """Diagrams of the request machine, generated from `engine.table` (pure: text in, text out).
 
-`mermaid()` draws the state chart (one edge per source, destination and trigger, guards listed);
-`markdown_table()` lists every row of the decision table. `adapters.cli diagram` writes them to
-`diagrams/`, and a test fails when the files there are stale.
+`mermaid()` and `dot()` (Graphviz) draw the state chart: one edge per source and destination,
+labelled with the triggers that take it; `markdown_table()` lists every row of the decision
+table. `dot(taken)` also draws one request's path over the chart (`adapters.trace.path`).
+`adapters.cli diagram` writes them to `diagrams/` (and renders the SVG when Graphviz is
+installed), and a test fails when the files there are stale.
 """
 
 from __future__ import annotations
 
-from engine.table import NON_TERMINAL, STATES, TRANSITIONS, Row
+import re
+from collections.abc import Mapping, Sequence
+
+from engine.table import DONE, FAILED, NON_TERMINAL, STATES, TRANSITIONS, Row
 
 _EVERYWHERE = ("client_disconnected", "deadline_expired")
 
@@ -20,19 +25,28 @@ def _everywhere(row: Row) -> bool:
     return row.trigger in _EVERYWHERE
 
 
+def edges() -> dict[tuple[str, str], str]:
+    """The chart's edges: (source, destination) -> the triggers that take it, `*` marking a
+    trigger that takes it only when its guards hold. Internal transitions are loops; the
+    transitions from every non-terminal state are left out (the charts note them once)."""
+    merged: dict[tuple[str, str], dict[str, bool]] = {}  # trigger -> every row guarded
+    for row in TRANSITIONS:
+        if _everywhere(row):
+            continue
+        triggers = merged.setdefault((row.source, row.dest or row.source), {})
+        triggers[row.trigger] = triggers.get(row.trigger, True) and bool(row.guards)
+    return {
+        edge: ", ".join(t + ("*" if guarded else "") for t, guarded in triggers.items())
+        for edge, triggers in merged.items()
+    }
+
+
 def mermaid() -> str:
     """The state chart in Mermaid `stateDiagram-v2` syntax: one edge per source and
     destination, labelled with the triggers that take it (guards and their order are in the
     transition table, `markdown_table()`)."""
     lines = ["stateDiagram-v2", "    direction TB", f"    [*] --> {STATES[0].name}"]
-    edges: dict[tuple[str, str], dict[str, bool]] = {}  # trigger -> every row guarded
-    for row in TRANSITIONS:
-        if _everywhere(row):
-            continue
-        triggers = edges.setdefault((row.source, row.dest or row.source), {})
-        triggers[row.trigger] = triggers.get(row.trigger, True) and bool(row.guards)
-    for (source, dest), triggers in edges.items():
-        label = ", ".join(t + ("*" if guarded else "") for t, guarded in triggers.items())
+    for (source, dest), label in edges().items():
         lines.append(f"    {source} --> {dest}: {label}")
     for state in STATES:
         if state.terminal:
@@ -44,6 +58,102 @@ def mermaid() -> str:
     )
     lines.append("    note left of Selecting\n        * only when its guards hold\n    end note")
     return "\n".join(lines) + "\n"
+
+
+# Graphviz ---------------------------------------------------------------------------------------
+_DOT_KEYWORDS = {"node", "edge", "graph", "digraph", "subgraph", "strict"}
+Attrs = dict[str, str | float]
+_TAKEN = "#1a73e8"  # a path's states and edges
+_FADED: Attrs = {"color": "grey80", "fontcolor": "grey60"}  # the rest of the chart, under a path
+_TERMINAL_FILL = {DONE: "#e6f4ea", FAILED: "#fce8e6"}
+
+
+def _q(text: str) -> str:
+    """`text` as a quoted DOT string (its line breaks become DOT's centred line breaks)."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+def _id(name: str) -> str:
+    plain = re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) and name.lower() not in _DOT_KEYWORDS
+    return name if plain else _q(name)
+
+
+def _statement(subject: str, attrs: Attrs) -> str:
+    listed = ", ".join(f"{k}={_q(v) if isinstance(v, str) else v}" for k, v in attrs.items())
+    return f"    {subject} [{listed}];" if listed else f"    {subject};"
+
+
+def _wrap(label: str, width: int = 36) -> str:
+    """A list of triggers broken after its commas into lines of about `width` characters."""
+    lines: list[str] = []
+    for part in label.split(", "):
+        if lines and len(lines[-1]) + 2 + len(part) <= width:
+            lines[-1] += ", " + part
+        else:
+            lines.append(part)
+    return ",\n".join(lines)
+
+
+def dot(taken: Mapping[tuple[str, str], Sequence[str]] | None = None, *, caption: str = "") -> str:
+    """The state chart in Graphviz DOT, left to right: the edges and labels of `mermaid()`,
+    terminal states outlined twice, filled and last, the transitions from every non-terminal
+    state as a note.
+
+    With `taken` ((source, destination) -> the labels of the times a path took that edge, such
+    as `["1. account_granted", "7. account_granted"]`), it draws that path over the chart: its
+    states and edges bold and coloured, those edges labelled with the path's labels; every
+    other state and edge grey. `caption` titles the graph."""
+    path = dict(taken) if taken is not None else None
+    faded = _FADED if path is not None else {}
+    visited = {state for edge in path or {} for state in edge}
+    title = f", label={_q(caption)}, labelloc=t, fontsize=14" if caption else ""
+    out = [
+        "// The request machine, generated from engine/table.py: do not edit by hand.",
+        "digraph request_machine {",
+        f'    graph [rankdir=LR, fontname="Helvetica", nodesep=0.45, ranksep=0.55{title}];',
+        '    node [shape=box, style=rounded, fontname="Helvetica", fontsize=12];',
+        '    edge [fontname="Helvetica", fontsize=9];',
+        "",
+        _statement("_start", {"shape": "point", "width": 0.15, "label": ""}),
+    ]
+    for state in STATES:
+        attrs: Attrs = {"tooltip": state.doc}
+        if state.terminal:
+            attrs |= {"peripheries": 2, "style": "rounded,filled"}
+            attrs["fillcolor"] = _TERMINAL_FILL.get(state.name, "grey92")
+        if state.name in visited:
+            attrs |= {"color": _TAKEN, "penwidth": 2}
+        elif path is not None:
+            attrs |= faded | ({"fillcolor": "grey97"} if state.terminal else {})
+        out.append(_statement(_id(state.name), attrs))
+    note: Attrs = {"shape": "note", "fontsize": 10, **faded}
+    out += [
+        _statement(
+            "_everywhere",
+            {"label": f"from every non-terminal state:\n{', '.join(_EVERYWHERE)}", **note},
+        ),
+        _statement("_guarded", {"label": "* only when its guards hold", **note}),
+        "    { rank=sink; " + " ".join(f"{_id(s.name)};" for s in STATES if s.terminal) + " }",
+        "",
+        _statement(
+            f"_start -> {_id(STATES[0].name)}",
+            {"color": _TAKEN, "penwidth": 2} if path is not None else {},
+        ),
+    ]
+    chart = edges()
+    for edge in [*chart, *(e for e in path or {} if e not in chart)]:
+        if path is not None and edge in path:
+            attrs = {"label": "\n".join(path[edge]), "color": _TAKEN, "fontcolor": _TAKEN}
+            attrs["penwidth"] = 2.2
+        else:
+            attrs = {"label": _wrap(chart[edge]), **faded}
+        out.append(_statement(f"{_id(edge[0])} -> {_id(edge[1])}", attrs))
+    out += [
+        _statement(f"_everywhere -> {FAILED}", {"style": "dashed", "arrowhead": "none", **faded}),
+        "}",
+    ]
+    return "\n".join(out) + "\n"
 
 
 def markdown_table() -> str:
@@ -113,11 +223,15 @@ def embed_in_readme(readme: str) -> str:
     return readme[:start] + block + readme[end:]
 
 
+DOT_FILE = "request-machine.dot"
+
+
 def files() -> dict[str, str]:
     """The generated files of `diagrams/`, by name."""
     chart = mermaid()
     return {
         "request-machine.mmd": chart,
+        DOT_FILE: dot(),
         "request-machine.md": "# The request machine\n\n```mermaid\n"
         + chart
         + "```\n\n"
