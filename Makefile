@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint format typecheck contracts diagrams diagrams-check check bench clean
+.PHONY: install demo traces test lint format typecheck contracts diagrams diagrams-check check bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,9 @@ install: $(STAMP)
 
 demo: $(STAMP)  ## the proxy in sandbox mode, driven by the anthropic SDK, with timelines
 	$(PY) -m adapters.demo
+
+traces: $(STAMP)  ## regenerate the trace corpus tests/traces/ from tests/traces/corpus.py
+	$(PY) -m tests.traces.corpus
 
 test: $(STAMP)  ## run the test suite (the README's test command)
 	$(PY) -m pytest

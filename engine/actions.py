@@ -48,7 +48,7 @@ INVALID_REASONS = {
 
 def format_duration(ms: float) -> str:
     """The JS proxy's compact duration: 1h23m45s, 2m0s, 45s (floored to seconds)."""
-    total = int(ms // 1000)
+    total = int(round(ms) // 1000)  # to the millisecond first (float differences)
     hours, rest = divmod(total, 3600)
     minutes, seconds = divmod(rest, 60)
     if hours:
@@ -66,9 +66,15 @@ def _wait(r: Request, delay_ms: float, purpose: str, resume: str) -> None:
 
 
 def _cool_down(r: Request, delay_ms: float, reason: str) -> None:
+    """Rest the account for the model; an effect only if the rest actually got longer."""
     assert r.account is not None
-    until = r.engine.pool.cool_down(r.account, r.model, r.now + delay_ms / 1000.0, reason, r.now)
-    r.effects.append(CoolDownAccount(account=r.account, model=r.model, until=until, reason=reason))
+    pool = r.engine.pool
+    before = pool.cooldown(r.account, r.model, r.now)
+    until = pool.cool_down(r.account, r.model, r.now + delay_ms / 1000.0, reason, r.now)
+    if before is None or until > before.until:
+        r.effects.append(
+            CoolDownAccount(account=r.account, model=r.model, until=until, reason=reason)
+        )
 
 
 def _fail(r: Request, status: int, error_type: str, message: str, **extra: object) -> None:

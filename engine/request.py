@@ -122,11 +122,13 @@ class Request:
         return min(self.wait_until, self.deadline)
 
     def fits(self, delay_ms: float) -> bool:
-        """Would a wait of `delay_ms` starting now end by the deadline?"""
-        return self.now + delay_ms / 1000.0 <= self.deadline
+        """Would a wait of `delay_ms` starting now end before the deadline? (One ending exactly
+        at the deadline would be pre-empted by it: starting it would only delay the answer.)"""
+        return self.now + delay_ms / 1000.0 < self.deadline
 
     def retry_after_s(self, until: float) -> int:
-        return max(1, math.ceil(until - self.now))
+        # to the millisecond first: 91.15 - 61.15 is 30.000000000000007, not "31 s"
+        return max(1, math.ceil(round(until - self.now, 3)))
 
     def __repr__(self) -> str:
         return f"<Request {self.id} {self.model} {self.state}>"

@@ -27,13 +27,20 @@ from adapters.trace.format import (
 )
 from adapters.trace.recorder import FanOut, TraceRecorder
 from engine.effects import Outcome, SendAttempt
-from engine.events import Event, UpstreamUnreachable
+from engine.events import (
+    Event,
+    StreamBroken,
+    StreamEnded,
+    UpstreamFailed,
+    UpstreamUnreachable,
+)
 from engine.machine import Engine
 from engine.policy import Policy, load_policy
 from engine.pool import AccountPool
 from engine.runner import Runner, VirtualClock
 
 TIME_DIGITS = 6  # times compare to the microsecond
+FINAL_EVENTS = (StreamEnded, StreamBroken, UpstreamFailed, UpstreamUnreachable)
 
 
 @dataclass
@@ -75,16 +82,11 @@ class _Transport:
                     )
                     sends[(record.request, send.attempt)] = (record.t, send)
         attempts: dict[str, dict[int, _Attempt]] = {}
+        for (request, number), (at, send) in sends.items():  # every send, answered or not
+            attempts.setdefault(request, {})[number] = _Attempt(at, send.account, send.endpoint, [])
         for answer in trace.of("answer"):
-            recorded = sends.get((answer.request, answer.attempt))
             slot = attempts.setdefault(answer.request, {}).setdefault(
-                answer.attempt,
-                _Attempt(
-                    recorded[0] if recorded else None,
-                    recorded[1].account if recorded else None,
-                    recorded[1].endpoint if recorded else None,
-                    [],
-                ),
+                answer.attempt, _Attempt(None, None, None, [])
             )
             slot.answers.append(answer)
         self.queues = {rid: [a for _, a in sorted(by.items())] for rid, by in attempts.items()}
@@ -107,12 +109,17 @@ class _Transport:
                 f"the trace's answer came from {recorded.account} @ {recorded.endpoint}"
             )
         base = recorded.sent_at if recorded.sent_at is not None else now
+        final = False
         for answer in recorded.answers:
             delay = answer.t - base
             target = now + delay
             if target > self.clock.now():
                 await asyncio.sleep(target - self.clock.now())
-            yield load_event(answer.event)
+            event = load_event(answer.event)
+            final = isinstance(event, FINAL_EVENTS)
+            yield event
+        if not final:  # the recording ends mid-attempt (a hang, a client that left): so do we
+            await asyncio.Event().wait()
 
 
 class _Client:

@@ -1,0 +1,1 @@
+"""The trace corpus: hand-written scenarios (`corpus.py`) and their recorded traces (`*.jsonl`)."""
