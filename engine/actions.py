@@ -437,6 +437,8 @@ def time_out(r: Request) -> None:
     _fail(r, 504, "timeout_error", f"No answer from the upstream within the deadline ({waited}).")
 
 
+#: Every public function of this module is an action the table may name (`format_duration`
+#: aside); tests/test_table.py checks that the table and this registry agree exactly.
 ACTIONS: dict[str, Callable[[Request], None]] = {
     name: fn
     for name, fn in list(globals().items())

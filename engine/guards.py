@@ -168,6 +168,9 @@ def waiting_for_pool(r: Request) -> bool:
     return r.resume == "select"
 
 
+#: Every public function of this module is a guard the table may name, except the `*_ms` delay
+#: helpers (shared with the actions). tests/test_table.py checks that the table and this
+#: registry name exactly the same guards.
 GUARDS: dict[str, Callable[[Request], bool]] = {
     name: fn
     for name, fn in list(globals().items())
