@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.store_sqlite import AccountInfo, Credentials, SQLiteStore
+from engine.actions import format_duration
 
 
 class AccountsFileError(Exception):
@@ -108,12 +109,7 @@ def import_js_accounts(
 
 
 def _remaining(until: float, now: float) -> str:
-    seconds = max(0, int(until - now))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return (
-        f"{hours}h{minutes}m{secs}s" if hours else f"{minutes}m{secs}s" if minutes else f"{secs}s"
-    )
+    return format_duration(max(0.0, until - now) * 1000.0)
 
 
 def format_accounts(accounts: list[AccountInfo], *, now: float | None = None) -> str:

@@ -18,7 +18,7 @@ import platform
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -68,7 +68,6 @@ class RequestContext:
     request: MessagesRequest
     client_model: str
     stream: bool
-    request_ids: list[str] = field(default_factory=list)
 
 
 def _platform() -> str:
@@ -140,7 +139,6 @@ class CloudCodeTransport:
             yield UpstreamUnreachable(reason=str(err))
             return
         request_id = f"agent-{uuid.uuid4()}"
-        context.request_ids.append(request_id)
         body, names = to_cloudcode(
             context.request,
             upstream_model=send.model,
