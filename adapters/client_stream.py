@@ -6,6 +6,12 @@ that is a real HTTP status with Anthropic's error JSON. If a streaming request w
 `ping_after_s`, keeping clients (and proxies) from timing out; from then on a failure is one SSE
 `error` frame. Non-streaming: the Anthropic events are folded into one message JSON.
 A client that goes away is noticed by watching its transport.
+
+Retry signalling: the SDKs retry 408/409/429/5xx unless the answer says `x-should-retry:
+false`, and sleep for whatever `retry-after` says. Answers that retrying cannot fix say so
+(`no_retry_headers`): client errors, a failure the engine marks not retryable (no account the
+upstream accepts; the message then says how to fix it), and a 429 whose reset is further away
+than `retry_limit_s`.
 """
 
 from __future__ import annotations
@@ -33,8 +39,33 @@ def error_body(error_type: str, message: str) -> dict[str, Any]:
     return {"type": "error", "error": {"type": error_type, "message": message}}
 
 
+NO_RETRY_STATUSES = frozenset({400, 401, 403, 404, 405, 413, 422})
+"""Statuses whose answer is the same however often the request is sent again."""
+ACCOUNTS_FIX = (
+    " To fix it: `interlock accounts list` shows the accounts, `interlock accounts login` "
+    "re-authenticates or adds one, `interlock accounts enable ID` enables a disabled one."
+)
+
+
 def error_response(status: int, error_type: str, message: str, **headers: str) -> web.Response:
     return web.json_response(error_body(error_type, message), status=status, headers=headers)
+
+
+def no_retry_headers(
+    status: int, *, retryable: bool = True, retry_after_s: int | None = None, limit_s: float = 60
+) -> dict[str, str]:
+    """`{"x-should-retry": "false"}` when sending the request again cannot help soon."""
+    long_wait = status == 429 and retry_after_s is not None and retry_after_s > limit_s
+    if not retryable or status in NO_RETRY_STATUSES or long_wait:
+        return {"x-should-retry": "false"}
+    return {}
+
+
+def outcome_message(outcome: Outcome) -> str:
+    """The outcome's message, with how to fix it when no account can serve."""
+    if not outcome.retryable and outcome.status >= 500:
+        return outcome.message + ACCOUNTS_FIX
+    return outcome.message
 
 
 def sse_frame(event: dict[str, Any]) -> bytes:
@@ -79,10 +110,20 @@ class MessageAccumulator:
 
 
 class AiohttpClientStream:
-    def __init__(self, request: web.Request, *, stream: bool, ping_after_s: float) -> None:
+    def __init__(
+        self,
+        request: web.Request,
+        *,
+        stream: bool,
+        ping_after_s: float,
+        headers: dict[str, str] | None = None,
+        retry_limit_s: float = 60,
+    ) -> None:
         self.request = request
         self.stream = stream
         self.ping_after_s = ping_after_s
+        self.headers = headers or {}  # on every answer (the request id)
+        self.retry_limit_s = retry_limit_s
         self.response: web.StreamResponse | None = None  # the answer, once decided
         self._sse: web.StreamResponse | None = None
         self._lock = asyncio.Lock()
@@ -93,7 +134,7 @@ class AiohttpClientStream:
 
     async def _open_sse(self) -> web.StreamResponse:
         if self._sse is None:
-            self._sse = web.StreamResponse(status=200, headers=SSE_HEADERS)
+            self._sse = web.StreamResponse(status=200, headers={**SSE_HEADERS, **self.headers})
             await self._sse.prepare(self.request)
         return self._sse
 
@@ -142,16 +183,25 @@ class AiohttpClientStream:
                 with contextlib.suppress(ConnectionError, RuntimeError):
                     if not outcome.ok:
                         error_type = outcome.error_type or "api_error"
-                        await self._sse.write(sse_frame(error_body(error_type, outcome.message)))
+                        body = error_body(error_type, outcome_message(outcome))
+                        await self._sse.write(sse_frame(body))
                     await self._sse.write_eof()
                 self.response = self._sse
                 return
         if outcome.ok:
-            self.response = web.json_response(self._accumulator.result())
+            self.response = web.json_response(self._accumulator.result(), headers=self.headers)
             return
-        headers = {"retry-after": str(outcome.retry_after_s)} if outcome.retry_after_s else {}
+        headers = dict(self.headers)
+        if outcome.retry_after_s:
+            headers["retry-after"] = str(outcome.retry_after_s)
+        headers |= no_retry_headers(
+            outcome.status,
+            retryable=outcome.retryable,
+            retry_after_s=outcome.retry_after_s,
+            limit_s=self.retry_limit_s,
+        )
         self.response = error_response(
-            outcome.status, outcome.error_type or "api_error", outcome.message, **headers
+            outcome.status, outcome.error_type or "api_error", outcome_message(outcome), **headers
         )
 
     async def wait_disconnected(self) -> None:

@@ -5,7 +5,7 @@ Everything is validated at load by pydantic models (the retry policy by the engi
 OAuth client secret) may come from the environment so that they stay out of files; `repr` of
 the settings never shows them.
 
-    [server]   host, port, api_key, body_limit_mb, state, ping_interval_s
+    [server]   host, port, api_key, body_limit_mb, state, ping_interval_s, client_retry_limit_s
     [upstream] endpoints (name = base URL, in order), token_url, timeouts, client versions
     [oauth]    client_id, client_secret
     [models]   aliases (client model -> upstream model)
@@ -46,6 +46,9 @@ class ServerSettings(_Section):
     body_limit_mb: float = Field(50, gt=0, le=1024)
     state: str | None = None
     ping_interval_s: float = Field(15, gt=0, le=600)
+    client_retry_limit_s: float = Field(60, ge=0, le=86_400)
+    """A 429 whose reset is further away than this tells clients not to retry
+    (`x-should-retry: false`); the real reset stays in `retry-after` and the message."""
     record: str | None = None
     record_max_mb: float = Field(256, gt=0, le=100_000)
 

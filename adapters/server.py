@@ -1,11 +1,13 @@
 """The aiohttp server: the Anthropic Messages API in front of the engine.
 
 Routes: `POST /v1/messages` (stream and not), `POST /v1/messages/count_tokens` (an estimate),
-`GET /v1/models`, `GET /health` (no upstream calls), `GET /accounts` (account status), and
-Claude Code's telemetry sinks answered quietly. Every error is Anthropic's error JSON with the
-right status, never a traceback. An optional API key (`x-api-key` or bearer) is compared in
-constant time. One aiohttp `ClientSession`, one engine and one runner per app, held in typed
-app state and closed with the app.
+`GET /v1/models`, `GET /health` (no upstream calls), `GET /accounts` (account status), `HEAD /`
+and `GET /` (Claude Code's connectivity probe), and Claude Code's telemetry sinks answered
+quietly. Every error is Anthropic's error JSON with the right status, never a traceback. Every
+answer carries a `request-id` header (the id in the log line and the trace), and answers that
+retrying cannot fix carry `x-should-retry: false`. An optional API key (`x-api-key` or
+bearer) is compared in constant time. One aiohttp `ClientSession`, one engine and one runner
+per app, held in typed app state and closed with the app.
 """
 
 from __future__ import annotations
@@ -25,11 +27,17 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from adapters.client_stream import AiohttpClientStream, error_response
+from adapters.client_stream import (
+    NO_RETRY_STATUSES,
+    AiohttpClientStream,
+    error_response,
+    no_retry_headers,
+)
 from adapters.cloudcode.credentials import CredentialManager
 from adapters.cloudcode.transport import CloudCodeTransport, RequestContext
 from adapters.config import Settings
 from adapters.convert.anthropic import RequestError, estimate_input_tokens, parse_messages_request
+from adapters.convert.request import unsupported_feature
 from adapters.convert.signatures import SignatureCache
 from adapters.store_sqlite import SQLiteStore
 from adapters.trace.format import Header
@@ -66,10 +74,27 @@ class Proxy:
 
 
 PROXY = web.AppKey("proxy", Proxy)
+REQUEST_ID = web.RequestKey("request_id", str)
 
 
 def _error(status: int, error_type: str, message: str) -> web.Response:
-    return error_response(status, error_type, message)
+    return error_response(status, error_type, message, **no_retry_headers(status))
+
+
+@web.middleware
+async def _request_id(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Every answer names its request (`request-id`, as in the log and the trace); an error
+    that retrying cannot fix says so (`x-should-retry: false`). Streams set both themselves."""
+    request_id = request.app[PROXY].ids()
+    request[REQUEST_ID] = request_id
+    response = await handler(request)
+    if not response.prepared:
+        response.headers.setdefault("request-id", request_id)
+        if response.status in NO_RETRY_STATUSES:
+            response.headers.setdefault("x-should-retry", "false")
+    return response
 
 
 @web.middleware
@@ -134,7 +159,8 @@ async def _read_json(request: web.Request) -> Any:
 async def messages(request: web.Request) -> web.StreamResponse:
     proxy = request.app[PROXY]
     try:
-        parsed = parse_messages_request(await _read_json(request))  # the raw dict is not kept
+        # the raw dict is not kept
+        parsed = parse_messages_request(await _read_json(request), max_tokens_required=True)
     except RequestError as err:
         return _error(400, "invalid_request_error", str(err))
     model = _resolve_model(proxy, parsed.model)
@@ -144,12 +170,19 @@ async def messages(request: web.Request) -> web.StreamResponse:
             "not_found_error",
             f"model: unknown model {parsed.model!r} (GET /v1/models lists them)",
         )
+    unsupported = unsupported_feature(parsed, model)
+    if unsupported is not None:
+        return _error(400, "invalid_request_error", unsupported)
     stream = bool(parsed.stream)
+    request_id = request[REQUEST_ID]
     client = AiohttpClientStream(
-        request, stream=stream, ping_after_s=proxy.settings.server.ping_interval_s
+        request,
+        stream=stream,
+        ping_after_s=proxy.settings.server.ping_interval_s,
+        headers={"request-id": request_id},
+        retry_limit_s=proxy.settings.server.client_retry_limit_s,
     )
     context = RequestContext(request=parsed, client_model=parsed.model, stream=stream)
-    request_id = proxy.ids()
     outcome = await proxy.runner.run(request_id, model, stream, client, context)
     log.info(
         "%s %s %s -> %s %s",
@@ -235,6 +268,11 @@ async def quiet(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+async def root(request: web.Request) -> web.Response:
+    """`HEAD /` and `GET /`: Claude Code's connectivity probe (no upstream call)."""
+    return web.json_response({"status": "ok", "service": "interlock"})
+
+
 class _StepObserver:
     def __init__(self, on_step: Callable[[Any, str, str, str], None]) -> None:
         self.on_step = on_step
@@ -273,7 +311,7 @@ def make_app(
 ) -> web.Application:
     """The proxy as an aiohttp application (the ClientSession lives and dies with it)."""
     app = web.Application(
-        middlewares=[_errors, _api_key_guard(settings)],
+        middlewares=[_request_id, _errors, _api_key_guard(settings)],
         client_max_size=int(settings.server.body_limit_mb * 1024 * 1024),
     )
 
@@ -318,6 +356,7 @@ def make_app(
     app.router.add_get("/v1/models", models)
     app.router.add_get("/health", health)
     app.router.add_get("/accounts", accounts)
+    app.router.add_get("/", root)  # aiohttp answers HEAD / from the GET route
     for path in QUIET_SINKS:
         app.router.add_post(path, quiet)
     return app

@@ -197,7 +197,7 @@ def fail_rate_limited(r: Request) -> None:
 
 def fail_no_account(r: Request) -> None:
     reasons = getattr(r.event, "reasons", ())
-    _fail(r, 500, "api_error", "No usable account: " + "; ".join(reasons) + ".")
+    _fail(r, 500, "api_error", "No usable account: " + "; ".join(reasons) + ".", retryable=False)
 
 
 # Fetching and Streaming -----------------------------------------------------------------------
@@ -235,6 +235,7 @@ def fail_with_upstream_error(r: Request) -> None:
         status,
         error_type,
         failure.message or f"The upstream rejected the request ({failure.status}).",
+        retryable=False,
     )
 
 
@@ -299,11 +300,13 @@ def leave_withdrawn_account(r: Request) -> None:
 
 
 def give_up_account(r: Request) -> None:
-    _note_failure(r)
+    if _note_failure(r).kind is FailureKind.AUTH_EXPIRED:
+        r.auth_failures += 1
 
 
 def invalidate_account(r: Request) -> None:
     failure = _note_failure(r)
+    r.auth_failures += 1
     assert r.account is not None
     reason = INVALID_REASONS[failure.kind]
     r.engine.pool.mark_invalid(r.account, reason, failure.verify_url, r.now)
@@ -400,6 +403,16 @@ def fail_attempts_exhausted(r: Request) -> None:
             retry_after_s=r.retry_after_s(until) if until else None,
         )
         return
+    if r.auth_failures >= r.attempts:  # every account's credentials were refused
+        _fail(
+            r,
+            500,
+            "api_error",
+            f"No usable account: the upstream refused the credentials of every account tried "
+            f"({tried}) for {r.model}.{detail}",
+            retryable=False,
+        )
+        return
     status, error_type = (
         _FAILURE_ANSWERS.get(f.kind, (500, "api_error")) if f else (500, "api_error")
     )
@@ -416,6 +429,7 @@ def start_fallback_model(r: Request) -> None:
     r.model = r.event.model
     r.hops += 1
     r.attempts = 0
+    r.auth_failures = 0
     r.tried = set()
 
 

@@ -85,6 +85,9 @@ class Outcome(BaseModel):
     committed: bool = False
     failure: FailureKind | None = None
     placeholder: bool = False
+    retryable: bool = True
+    """False when sending the same request again cannot help until a person acts (a client
+    error, or no account the upstream accepts): adapters tell clients not to retry."""
 
 
 class Finish(Effect):

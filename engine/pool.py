@@ -18,6 +18,8 @@ from engine.store import AccountRecord, CooldownRecord, InMemoryStore, StateStor
 from engine.strategies import AccountState, Strategy, make_strategy
 
 Selection = AccountGranted | PoolCoolingDown | NoUsableAccount
+REASON_IDS_SHOWN = 10
+"""Accounts named per reason when none is usable (the rest are counted)."""
 
 
 @dataclass(slots=True)
@@ -168,13 +170,21 @@ class AccountPool:
         return sum(a.leases for a in self._order)
 
     def _unusable_reasons(self) -> tuple[str, ...]:
+        """Why no account can serve, grouped by reason, naming the accounts (at most
+        `REASON_IDS_SHOWN` per reason)."""
         if not self._order:
             return ("no accounts are configured",)
-        counts: dict[str, int] = {}
+        groups: dict[str, list[str]] = {}
         for a in self._order:
             reason = "disabled" if not a.enabled else f"invalid: {a.invalid_reason}"
-            counts[reason] = counts.get(reason, 0) + 1
-        return tuple(f"{n} account{'s' if n > 1 else ''} {reason}" for reason, n in counts.items())
+            groups.setdefault(reason, []).append(a.id)
+        reasons = []
+        for reason, ids in groups.items():
+            shown = ", ".join(ids[:REASON_IDS_SHOWN])
+            more = f" and {len(ids) - REASON_IDS_SHOWN} more" if len(ids) > REASON_IDS_SHOWN else ""
+            plural = "s" if len(ids) > 1 else ""
+            reasons.append(f"{len(ids)} account{plural} {reason} ({shown}{more})")
+        return tuple(reasons)
 
     # outcomes -----------------------------------------------------------------------------
     def note_rate_limit(

@@ -21,6 +21,7 @@ class Request:
     __slots__ = (
         "account",
         "attempts",
+        "auth_failures",
         "capacity_retries",
         "committed",
         "deadline",
@@ -75,6 +76,7 @@ class Request:
         self.account: str | None = None
         self.tried: set[str] = set()
         self.attempts = 0
+        self.auth_failures = 0  # accounts given up because the upstream refused their credentials
         self.sends = 0
         self.steps = 0
         self.hops = 0

@@ -89,7 +89,7 @@ def test_seed_example_stream_gives_the_seed_event_sequence_with_fixed_stop_and_u
         {
             "type": "content_block_start",
             "index": 0,
-            "content_block": {"type": "thinking", "thinking": ""},
+            "content_block": {"type": "thinking", "thinking": "", "signature": ""},
         },
         {
             "type": "content_block_delta",
@@ -207,7 +207,10 @@ def test_stop_reasons_without_tool_calls() -> None:
     assert (
         run([chunk({"text": "a"}, finish="MAX_TOKENS")])[-2]["delta"]["stop_reason"] == "max_tokens"
     )
-    assert run([chunk({"text": "a"}, finish="SAFETY")])[-2]["delta"]["stop_reason"] == "end_turn"
+    assert run([chunk({"text": "a"}, finish="SAFETY")])[-2]["delta"]["stop_reason"] == "refusal"
+    assert run([chunk({"text": "a"}, finish="RECITATION")])[-2]["delta"]["stop_reason"] == (
+        "refusal"
+    )
     assert run([chunk({"text": "a"})])[-2]["delta"]["stop_reason"] == "end_turn"
 
 
@@ -395,3 +398,78 @@ def test_placeholder_answer_matches_the_seed() -> None:
     assert events[0]["message"]["usage"] == {"input_tokens": 0, "output_tokens": 0}
     assert events[2]["delta"] == {"type": "text_delta", "text": PLACEHOLDER_TEXT}
     assert events[4]["delta"] == {"stop_reason": "end_turn", "stop_sequence": None}
+
+
+# --- issue 7: shapes the SDKs' strict types need, stop sequences, omitted thinking ------------
+
+
+def test_a_streamed_thinking_block_starts_with_an_empty_signature() -> None:
+    events = run([chunk({"thought": True, "text": "hmm"}), chunk({"text": "ok"}, finish="STOP")])
+    assert events[1]["content_block"] == {"type": "thinking", "thinking": "", "signature": ""}
+
+
+def test_a_thinking_block_whose_signature_is_too_short_still_has_a_signature_key() -> None:
+    message = to_message(
+        [
+            chunk({"thought": True, "text": "hmm", "thoughtSignature": "short"}),
+            chunk({"text": "a"}),
+        ],
+        model="gemini-3-flash",
+        tool_names=ToolNameMap([]),
+        signatures=SignatureCache(),
+        now=NOW,
+    )
+    assert message["content"][0] == {"type": "thinking", "thinking": "hmm", "signature": ""}
+
+
+def stop_translator(*sequences: str) -> StreamTranslator:
+    return StreamTranslator(
+        "m", ToolNameMap([]), SignatureCache(), NOW, ids=SequentialIds(), stop_sequences=sequences
+    )
+
+
+def test_an_answer_ending_with_a_stop_sequence_reports_it() -> None:
+    events = run(
+        [chunk({"text": "one two EN"}), chunk({"text": "D"}, finish="STOP")],
+        stop_translator("STOP!", "END"),
+    )
+    assert events[-2]["delta"] == {"stop_reason": "stop_sequence", "stop_sequence": "END"}
+
+
+def test_an_answer_the_upstream_stripped_of_its_stop_sequence_reports_end_turn() -> None:
+    events = run([chunk({"text": "one two"}, finish="STOP")], stop_translator("END"))
+    assert events[-2]["delta"] == {"stop_reason": "end_turn", "stop_sequence": None}
+
+
+def test_a_stop_sequence_at_max_tokens_is_not_reported_as_one() -> None:
+    events = run([chunk({"text": "END"}, finish="MAX_TOKENS")], stop_translator("END"))
+    assert events[-2]["delta"] == {"stop_reason": "max_tokens", "stop_sequence": None}
+
+
+def test_the_unary_message_reports_the_stop_sequence_too() -> None:
+    message = to_message(
+        [chunk({"text": "a b END"}, finish="STOP")],
+        model="m",
+        tool_names=ToolNameMap([]),
+        signatures=SignatureCache(),
+        now=NOW,
+        stop_sequences=["END"],
+    )
+    assert (message["stop_reason"], message["stop_sequence"]) == ("stop_sequence", "END")
+
+
+def test_omitted_thinking_keeps_the_block_and_its_signature_but_not_its_text() -> None:
+    omitting = StreamTranslator(
+        "gemini-3-flash", ToolNameMap([]), SignatureCache(), NOW, omit_thinking=True
+    )
+    events = run(
+        [
+            chunk({"thought": True, "text": "secret plan"}),
+            chunk({"thought": True, "text": "", "thoughtSignature": S}),
+            chunk({"text": "answer"}, finish="STOP"),
+        ],
+        omitting,
+    )
+    assert "secret plan" not in json.dumps(events)
+    assert events[1]["content_block"] == {"type": "thinking", "thinking": "", "signature": ""}
+    assert events[2]["delta"] == {"type": "signature_delta", "signature": S}

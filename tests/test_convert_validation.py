@@ -46,8 +46,8 @@ MALFORMED: list[tuple[object, str]] = [
         "messages.0.content.0.text: field required",
     ),
     (
-        body(messages=[{"role": "system", "content": "x"}]),
-        "messages.0.role: must be 'user' or 'assistant'",
+        body(messages=[{"role": "tool", "content": "x"}]),
+        "messages.0.role: must be 'user', 'assistant' or 'system'",
     ),
     (
         body(messages=[{"role": "user", "content": 3}]),

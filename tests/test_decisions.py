@@ -97,6 +97,15 @@ def test_with_no_enabled_valid_account_the_request_fails_at_once_with_the_reason
     assert world.attempts() == []
 
 
+def test_with_no_usable_account_the_failure_names_the_accounts_and_is_not_retryable() -> None:
+    world = World(["A", "B"])
+    world.pool.mark_invalid("A", "Token revoked - re-authentication required", None, 0.0)
+    world.pool.mark_invalid("B", "Token revoked - re-authentication required", None, 0.0)
+    request = world.open()
+    assert request.outcome is not None and not request.outcome.retryable
+    assert "(A, B)" in request.outcome.message
+
+
 # Fetching -------------------------------------------------------------------------------------
 
 
@@ -202,6 +211,16 @@ def test_a_transient_401_refreshes_the_token_once_and_retries_the_same_endpoint(
     assert world.attempts() == [(0.0, "A", "daily"), (0.0, "A", "daily")] and len(refresh) == 1
     world.answer(request, AUTH_401)
     assert world.attempts()[-1] == (0.0, "B", "daily")
+
+
+def test_when_every_account_is_refused_by_401s_the_failure_is_not_retryable() -> None:
+    world = World(["A", "B"])
+    request = world.open()
+    while request.outcome is None:
+        world.answer(request, AUTH_401)
+    assert {account for _, account, _ in world.attempts()} == {"A", "B"}
+    assert (request.outcome.status, request.outcome.retryable) == (500, False)
+    assert "refused the credentials of every account" in request.outcome.message
 
 
 def test_a_revoked_token_invalidates_the_account_and_another_serves_the_request() -> None:

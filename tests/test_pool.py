@@ -345,28 +345,37 @@ def test_select_without_accounts_reports_that_none_are_configured() -> None:
     assert pool.select(MODEL, 0.0) == NoUsableAccount(reasons=("no accounts are configured",))
 
 
-def test_select_with_every_account_disabled_reports_the_count() -> None:
-    pool = pool_of(["a@example.com", "b@example.com"])
-    pool.set_enabled("a@example.com", False, 0.0)
-    pool.set_enabled("b@example.com", False, 0.0)
-    assert pool.select(MODEL, 0.0) == NoUsableAccount(reasons=("2 accounts disabled",))
+def test_select_with_every_account_disabled_reports_the_count_and_the_accounts() -> None:
+    pool = pool_of(["acct-1", "acct-2"])
+    pool.set_enabled("acct-1", False, 0.0)
+    pool.set_enabled("acct-2", False, 0.0)
+    assert pool.select(MODEL, 0.0) == NoUsableAccount(
+        reasons=("2 accounts disabled (acct-1, acct-2)",)
+    )
 
 
-def test_select_with_every_account_invalid_reports_counts_and_reasons_but_no_secrets() -> None:
-    pool = pool_of(["a@example.com", "b@example.com", "c@example.com"])
-    pool.mark_invalid("a@example.com", REVOKED, None, 0.0)
-    pool.mark_invalid("b@example.com", REVOKED, None, 0.0)
-    pool.mark_invalid("c@example.com", "Account requires verification", VERIFY_URL, 0.0)
+def test_select_with_every_account_invalid_reports_which_accounts_and_why_but_no_url() -> None:
+    pool = pool_of(["acct-a", "acct-b", "acct-c"])
+    pool.mark_invalid("acct-a", REVOKED, None, 0.0)
+    pool.mark_invalid("acct-b", REVOKED, None, 0.0)
+    pool.mark_invalid("acct-c", "Account requires verification", VERIFY_URL, 0.0)
     selection = pool.select(MODEL, 0.0)
     assert selection == NoUsableAccount(
         reasons=(
-            f"2 accounts invalid: {REVOKED}",
-            "1 account invalid: Account requires verification",
+            f"2 accounts invalid: {REVOKED} (acct-a, acct-b)",
+            "1 account invalid: Account requires verification (acct-c)",
         )
     )
-    text = " ".join(selection.reasons)
-    assert VERIFY_URL not in text
-    assert "@example.com" not in text
+    assert VERIFY_URL not in " ".join(selection.reasons)
+
+
+def test_select_names_at_most_ten_accounts_per_reason() -> None:
+    ids = [f"acct-{i:02d}" for i in range(12)]
+    pool = pool_of(ids)
+    for account in ids:
+        pool.set_enabled(account, False, 0.0)
+    (reason,) = pool.select(MODEL, 0.0).reasons  # type: ignore[union-attr]
+    assert reason.endswith("acct-09 and 2 more)")
 
 
 def test_select_with_disabled_and_invalid_accounts_reports_both() -> None:
@@ -374,7 +383,7 @@ def test_select_with_disabled_and_invalid_accounts_reports_both() -> None:
     pool.set_enabled("A", False, 0.0)
     pool.mark_invalid("B", REVOKED, None, 0.0)
     assert pool.select(MODEL, 0.0) == NoUsableAccount(
-        reasons=("1 account disabled", f"1 account invalid: {REVOKED}")
+        reasons=("1 account disabled (A)", f"1 account invalid: {REVOKED} (B)")
     )
 
 

@@ -183,7 +183,13 @@ class CloudCodeTransport:
         self, response: aiohttp.ClientResponse, context: RequestContext, names: Any, model: str
     ) -> AsyncIterator[Event]:
         translator = StreamTranslator(
-            context.client_model, names, self._signatures, time.monotonic(), upstream_model=model
+            context.client_model,
+            names,
+            self._signatures,
+            time.monotonic(),
+            upstream_model=model,
+            stop_sequences=context.request.stop_sequences,
+            omit_thinking=context.request.thinking_omitted,
         )
         decoder = JsonStreamDecoder()
         held: list[dict[str, Any]] = []  # a non-streaming client commits only a complete answer

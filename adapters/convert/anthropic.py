@@ -2,8 +2,8 @@
 messages (``messages.0.content.1.type: unknown block type 'foo'``) and the count_tokens estimate.
 The request models live in ``messages`` and are re-exported here.
 
-``max_tokens`` is optional (count_tokens bodies have none; the converter then uses 4096 like the
-seed), but when present it must be a positive integer.
+``max_tokens`` must be a positive integer; ``POST /v1/messages`` requires it, as Anthropic's API
+does (``max_tokens_required``), while count_tokens bodies have none.
 """
 
 from __future__ import annotations
@@ -114,6 +114,7 @@ _UNION_NAMES = {
     "_source_kind()": "source",
     "_tool_choice_kind()": "tool_choice",
     "_thinking_kind()": "thinking",
+    "_edit_kind()": "edit",
 }
 
 
@@ -149,7 +150,7 @@ def _format(where: list[str], message: str) -> str:
     return f"{'.'.join(where)}: {message}" if where else message
 
 
-def parse_messages_request(data: object) -> MessagesRequest:
+def parse_messages_request(data: object, *, max_tokens_required: bool = False) -> MessagesRequest:
     """Validate a decoded JSON body; raise ``RequestError`` naming the first problem."""
     if not isinstance(data, dict):
         raise RequestError("request body must be a JSON object")
@@ -157,6 +158,8 @@ def parse_messages_request(data: object) -> MessagesRequest:
         request = MessagesRequest.model_validate(data)
     except ValidationError as exc:
         raise RequestError(_format(*_describe(exc.errors()[0]))) from None
+    if max_tokens_required and request.max_tokens is None:
+        raise RequestError("max_tokens: field required")
     _check_consistency(request)
     return request
 
@@ -164,7 +167,22 @@ def parse_messages_request(data: object) -> MessagesRequest:
 def _check_consistency(request: MessagesRequest) -> None:
     if not request.messages:
         raise RequestError("messages: must not be empty")
+    for index, message in enumerate(request.messages):
+        if message.role != "system" or isinstance(message.content, str):
+            continue
+        for position, block in enumerate(message.content):
+            if not isinstance(block, TextBlock):
+                raise RequestError(
+                    f"messages.{index}.content.{position}.type: a system message holds text "
+                    f"blocks only (got {block.type!r})"
+                )
     names = [tool.name for tool in request.tools]
+    for index, tool in enumerate(request.tools):
+        if tool.type not in (None, "custom"):
+            raise RequestError(
+                f"tools.{index}.type: server tool {tool.type!r} is not supported (interlock's "
+                "upstream runs client tools only)"
+            )
     for index, name in enumerate(names):
         if not name:
             raise RequestError(f"tools.{index}.name: must not be empty")

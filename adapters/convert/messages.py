@@ -1,7 +1,10 @@
 """The Anthropic ``POST /v1/messages`` request as typed, immutable pydantic models.
 
-Unknown fields are accepted and ignored everywhere (clients send new fields; ``cache_control`` is
-dropped this way). Unions use callable discriminators whose tags carry a ``<union>:`` prefix, so
+Every field Claude Code 2.1.x and the SDKs send is modelled here and used, converted or refused
+(the README's "What interlock does with each request field" lists them). Fields that carry
+nothing the upstream can act on (``cache_control``, ``metadata``, ``service_tier``) are accepted
+and ignored by name; other unknown fields are ignored too, so a newer client still gets served.
+Unions use callable discriminators whose tags carry a ``<union>:`` prefix, so
 ``anthropic.parse_messages_request`` can turn validation errors into Anthropic-style messages.
 """
 
@@ -59,6 +62,10 @@ def _tool_choice_kind(value: Any) -> str | None:
 
 def _thinking_kind(value: Any) -> str | None:
     return _type_tag("thinking", value)
+
+
+def _edit_kind(value: Any) -> str | None:
+    return _type_tag("edit", value)
 
 
 def _positive_int(value: Any) -> Any:
@@ -183,12 +190,32 @@ BLOCK_TYPES = (
 )
 
 
+Effort = Literal["low", "medium", "high", "xhigh", "max"]
+
+
+class OutputFormat(_Model):
+    """Structured outputs: the answer is JSON matching ``schema``."""
+
+    type: Literal["json_schema"]
+    json_schema: dict[str, Any] = Field(alias="schema")
+
+
+class OutputConfig(_Model):
+    effort: Effort | None = None
+    format: OutputFormat | None = None
+
+
 class Message(_Model):
-    role: Literal["user", "assistant"]
+    """One turn. ``system`` turns (Claude Code's mid-conversation system messages) hold text
+    only and may carry a per-turn ``output_config``; ``system_turns.fold_system_messages``
+    folds them into the user turns around them before conversion."""
+
+    role: Literal["user", "assistant", "system"]
     content: Annotated[
         Annotated[str, Tag("content:str")] | Annotated[list[ContentBlock], Tag("content:list")],
         Discriminator(_content_kind),
     ]
+    output_config: OutputConfig | None = None
 
     def blocks(self) -> list[ContentBlock]:
         """The content as blocks (a string becomes one text block)."""
@@ -201,9 +228,17 @@ class Message(_Model):
 
 
 class Tool(_Model):
+    """A client tool. ``defer_loading`` tools are not in the model's context until the client
+    sends them again without it (advanced tool use), so they are not declared upstream.
+    ``input_examples`` are appended to the description (the upstream has no such field)."""
+
+    type: StrictStr | None = None
+    """Absent or ``custom``; server tools (``web_search_...``) are refused with a 400."""
     name: StrictStr
     description: StrictStr = ""
     input_schema: dict[str, Any] = Field(default_factory=lambda: {"type": "object"})
+    defer_loading: StrictBool = False
+    input_examples: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class ToolChoiceAuto(_Model):
@@ -235,15 +270,21 @@ ToolChoice = Annotated[
 ]
 
 
+ThinkingDisplay = Literal["summarized", "omitted"]
+
+
 class ThinkingEnabled(_Model):
     type: Literal["enabled"]
     budget_tokens: PositiveInt | None = None
+    display: ThinkingDisplay | None = None
 
 
 class ThinkingAdaptive(_Model):
-    """``{"type": "adaptive"}`` (newer clients): thinking on with the default budget."""
+    """``{"type": "adaptive"}`` (newer clients): the model thinks when it can, with the budget
+    ``output_config.effort`` asks for (the default budget without one)."""
 
     type: Literal["adaptive"]
+    display: ThinkingDisplay | None = None
 
 
 class ThinkingDisabled(_Model):
@@ -256,6 +297,51 @@ ThinkingConfig = Annotated[
     | Annotated[ThinkingDisabled, Tag("thinking:disabled")],
     Discriminator(_thinking_kind),
 ]
+
+
+class ClearThinkingTurns(_Model):
+    type: Literal["thinking_turns"]
+    value: PositiveInt
+
+
+class ClearThinkingEdit(_Model):
+    """Drop the thinking of all but the last ``keep`` assistant turns (``"all"`` keeps all)."""
+
+    type: Literal["clear_thinking_20251015"]
+    keep: Literal["all"] | ClearThinkingTurns = ClearThinkingTurns(type="thinking_turns", value=1)
+
+
+class InputTokens(_Model):
+    type: Literal["input_tokens"]
+    value: PositiveInt
+
+
+class ToolUses(_Model):
+    type: Literal["tool_uses"]
+    value: Annotated[int, Field(ge=0)]
+
+
+class ClearToolUsesEdit(_Model):
+    """Past ``trigger`` input tokens, replace the results of all but the last ``keep`` tool uses
+    with a placeholder (at least ``clear_at_least`` tokens' worth when given)."""
+
+    type: Literal["clear_tool_uses_20250919"]
+    trigger: InputTokens = InputTokens(type="input_tokens", value=100_000)
+    keep: ToolUses = ToolUses(type="tool_uses", value=3)
+    clear_at_least: InputTokens | None = None
+    exclude_tools: list[StrictStr] = Field(default_factory=list)
+    clear_tool_inputs: StrictBool = False
+
+
+ContextEdit = Annotated[
+    Annotated[ClearThinkingEdit, Tag("edit:clear_thinking_20251015")]
+    | Annotated[ClearToolUsesEdit, Tag("edit:clear_tool_uses_20250919")],
+    Discriminator(_edit_kind),
+]
+
+
+class ContextManagement(_Model):
+    edits: list[ContextEdit] = Field(default_factory=list)
 
 
 class MessagesRequest(_Model):
@@ -278,6 +364,10 @@ class MessagesRequest(_Model):
     top_k: StrictInt | None = None
     stop_sequences: list[StrictStr] = Field(default_factory=list)
     metadata: dict[str, Any] | None = None
+    output_config: OutputConfig | None = None
+    output_format: OutputFormat | None = None
+    """The older structured-outputs field; ``output_config.format`` wins when both are sent."""
+    context_management: ContextManagement | None = None
 
     def system_texts(self) -> list[str]:
         if self.system is None:
@@ -293,3 +383,32 @@ class MessagesRequest(_Model):
     @property
     def thinking_budget(self) -> int | None:
         return self.thinking.budget_tokens if isinstance(self.thinking, ThinkingEnabled) else None
+
+    @property
+    def thinking_requested(self) -> bool:
+        """The client asked for thinking explicitly (``enabled``; ``adaptive`` leaves it to the
+        model, so a model that cannot think simply does not)."""
+        return isinstance(self.thinking, ThinkingEnabled)
+
+    @property
+    def thinking_omitted(self) -> bool:
+        """``display: omitted``: thinking blocks keep their signatures but not their text."""
+        return (
+            isinstance(self.thinking, ThinkingEnabled | ThinkingAdaptive)
+            and self.thinking.display == "omitted"
+        )
+
+    @property
+    def effort(self) -> str | None:
+        """The effort in force for the answer: the last turn's ``output_config`` (per-turn
+        control) over the request's."""
+        for message in reversed(self.messages):
+            if message.output_config is not None and message.output_config.effort is not None:
+                return message.output_config.effort
+        return self.output_config.effort if self.output_config else None
+
+    @property
+    def response_format(self) -> OutputFormat | None:
+        if self.output_config is not None and self.output_config.format is not None:
+            return self.output_config.format
+        return self.output_format

@@ -4,17 +4,26 @@
 forwarded, ``tool_choice`` is honoured, thinking is off when the client sends
 ``thinking: {type: disabled}`` (no ``thinkingConfig``, no interleaved hint, no thinking history),
 and tool names are sanitised through a ``ToolNameMap`` that is returned for the response side.
-``cache_control`` never gets this far: the request models ignore unknown fields.
+
+Claude Code's newer fields: mid-conversation ``system`` messages are folded into the user turns
+around them (``system_turns``), ``context_management`` edits are applied first
+(``context_edits``), ``output_config.effort`` sets the thinking budget when the client gives
+none (``EFFORT_THINKING_BUDGETS``), ``output_config.format`` becomes Gemini's JSON response
+schema, and ``defer_loading`` tools are not declared. ``cache_control`` and ``metadata`` carry
+nothing the upstream can use and are not sent.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from adapters.convert.contents import PartContext, convert_messages, tool_use_names
+from adapters.convert.context_edits import apply_context_edits
 from adapters.convert.family import Family, is_gemini_2_5, is_thinking_model, model_family
 from adapters.convert.messages import (
     MessagesRequest,
+    Tool,
     ToolChoiceAny,
     ToolChoiceNone,
     ToolChoiceTool,
@@ -22,6 +31,7 @@ from adapters.convert.messages import (
 from adapters.convert.recovery import recover_tool_loop
 from adapters.convert.schema import sanitize_schema
 from adapters.convert.signatures import SignatureCache
+from adapters.convert.system_turns import fold_system_messages
 from adapters.convert.toolnames import ToolNameMap
 
 JsonObject = dict[str, Any]
@@ -37,6 +47,15 @@ GEMINI_DEFAULT_THINKING_BUDGET = 16_000
 GEMINI_2_5_MAX_THINKING_BUDGET = 24_576
 GEMINI_MAX_THINKING_BUDGET = 128_000
 GEMINI_MAX_OUTPUT_TOKENS = 16_384
+EFFORT_THINKING_BUDGETS = {
+    "low": 4_096,
+    "medium": 16_000,
+    "high": 32_000,
+    "xhigh": 48_000,
+    "max": 64_000,
+}
+"""``output_config.effort`` -> thinking budget, used when the client sets no ``budget_tokens``
+(Gemini budgets are still capped at the model's ceiling)."""
 
 
 def to_cloudcode(
@@ -55,7 +74,8 @@ def to_cloudcode(
     ``now`` is the clock reading the signature cache's TTL is checked against."""
     family = model_family(upstream_model)
     thinking_on = thinking_enabled(req, upstream_model)
-    tool_names = ToolNameMap(tool.name for tool in req.tools)
+    tools = declared_tools(req)
+    tool_names = ToolNameMap(tool.name for tool in tools)
     ctx = PartContext(
         family=family,
         thinking_on=thinking_on,
@@ -64,7 +84,7 @@ def to_cloudcode(
         signatures=signatures,
         now=now,
     )
-    messages = req.messages
+    messages = apply_context_edits(req, fold_system_messages(req.messages))
     if thinking_on:
         messages = recover_tool_loop(messages, ctx.keeps_thinking)
     inner: JsonObject = {
@@ -73,8 +93,8 @@ def to_cloudcode(
             req, system_instruction, interleaved_hint=thinking_on and family == "claude"
         ),
     }
-    if req.tools:
-        inner["tools"] = [{"functionDeclarations": _declarations(req, tool_names)}]
+    if tools:
+        inner["tools"] = [{"functionDeclarations": _declarations(tools, tool_names)}]
         tool_config = _tool_config(req, family, tool_names)
         if tool_config is not None:
             inner["toolConfig"] = tool_config
@@ -89,6 +109,11 @@ def to_cloudcode(
         "requestId": request_id,
     }
     return envelope, tool_names
+
+
+def declared_tools(req: MessagesRequest) -> list[Tool]:
+    """The tools the model sees now: ``defer_loading`` ones stay out of its context."""
+    return [tool for tool in req.tools if not tool.defer_loading]
 
 
 def thinking_enabled(req: MessagesRequest, upstream_model: str) -> bool:
@@ -107,7 +132,7 @@ def system_instruction_of(
         parts.append({"text": identity})
         parts.append({"text": f"Please ignore the following [ignore]{identity}[/ignore]"})
     client = [text for text in req.system_texts() if text.strip()]
-    if interleaved_hint and req.tools:
+    if interleaved_hint and declared_tools(req):
         if client:
             client[-1] = f"{client[-1]}\n\n{INTERLEAVED_THINKING_HINT}"
         else:
@@ -127,8 +152,9 @@ def generation_config(req: MessagesRequest, upstream_model: str, thinking_on: bo
         config["topK"] = req.top_k
     if req.stop_sequences:
         config["stopSequences"] = list(req.stop_sequences)
+    effort_budget = EFFORT_THINKING_BUDGETS.get(req.effort or "")
     if thinking_on and family == "claude":
-        budget = req.thinking_budget or CLAUDE_DEFAULT_THINKING_BUDGET
+        budget = req.thinking_budget or effort_budget or CLAUDE_DEFAULT_THINKING_BUDGET
         config["thinkingConfig"] = {"include_thoughts": True, "thinking_budget": budget}
         if config["maxOutputTokens"] <= budget:
             config["maxOutputTokens"] = budget + CLAUDE_THINKING_HEADROOM
@@ -138,21 +164,48 @@ def generation_config(req: MessagesRequest, upstream_model: str, thinking_on: bo
             if is_gemini_2_5(upstream_model)
             else GEMINI_MAX_THINKING_BUDGET
         )
-        budget = min(req.thinking_budget or GEMINI_DEFAULT_THINKING_BUDGET, ceiling)
+        budget = min(
+            req.thinking_budget or effort_budget or GEMINI_DEFAULT_THINKING_BUDGET, ceiling
+        )
         config["thinkingConfig"] = {"includeThoughts": True, "thinkingBudget": budget}
     if family == "gemini":
         config["maxOutputTokens"] = min(config["maxOutputTokens"], GEMINI_MAX_OUTPUT_TOKENS)
+    response_format = req.response_format
+    if response_format is not None:
+        config["responseMimeType"] = "application/json"
+        config["responseSchema"] = sanitize_schema(response_format.json_schema)
     return config
 
 
-def _declarations(req: MessagesRequest, tool_names: ToolNameMap) -> list[JsonObject]:
+def unsupported_feature(req: MessagesRequest, upstream_model: str) -> str | None:
+    """Why `req` cannot be served faithfully by `upstream_model` (a 400 for the client), or
+    None. Structured outputs need a response schema, which only Gemini models take upstream."""
+    if req.response_format is not None and model_family(upstream_model) != "gemini":
+        return (
+            f"output_config.format: structured outputs are not supported for {upstream_model} "
+            "on this upstream (only Gemini models take a response schema)"
+        )
+    return None
+
+
+def _description(tool: Tool) -> str:
+    if not tool.input_examples:
+        return tool.description
+    examples = "\n".join(
+        json.dumps(example, separators=(",", ":"), ensure_ascii=False)
+        for example in tool.input_examples
+    )
+    return f"{tool.description}\n\nExample inputs:\n{examples}".lstrip()
+
+
+def _declarations(tools: list[Tool], tool_names: ToolNameMap) -> list[JsonObject]:
     return [
         {
             "name": tool_names.to_upstream(tool.name),
-            "description": tool.description,
+            "description": _description(tool),
             "parameters": sanitize_schema(tool.input_schema),
         }
-        for tool in req.tools
+        for tool in tools
     ]
 
 
@@ -177,9 +230,12 @@ def _tool_config(req: MessagesRequest, family: Family, names: ToolNameMap) -> Js
 
 
 __all__ = [
+    "EFFORT_THINKING_BUDGETS",
     "INTERLEAVED_THINKING_HINT",
+    "declared_tools",
     "generation_config",
     "system_instruction_of",
     "thinking_enabled",
     "to_cloudcode",
+    "unsupported_feature",
 ]

@@ -6,13 +6,22 @@ message (§5.7) and the synthetic placeholder answer (§5.9.3).
 nothing and stays retryable. Fixes over the seed: ``stop_reason`` is ``tool_use`` whenever the
 answer contains a tool call (even with ``finishReason: STOP``, and over ``MAX_TOKENS``: a
 complete functionCall must be answered); ``message_delta`` usage carries ``input_tokens``; tool
-names are mapped back to the client's; signature-only parts attach to the open thinking block.
+names are mapped back to the client's; signature-only parts attach to the open thinking block;
+thinking blocks always carry a ``signature`` (empty until one arrives), as the SDKs' types
+require; ``display: omitted`` keeps thinking blocks and their signatures but not their text.
+
+Stop reasons: ``tool_use`` for any tool call, ``max_tokens`` for ``MAX_TOKENS``, ``refusal`` for
+Google's safety and recitation stops, and ``stop_sequence`` (with the sequence) when the answer's
+text ends with one of the request's ``stop_sequences``. Google reports a stop sequence only as
+``STOP`` and leaves the sequence out of the text, so when the upstream strips it interlock cannot
+tell it from a natural end and reports ``end_turn``.
 ``to_message`` folds the same events into one message, so both paths agree by construction.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from adapters.convert.family import model_family
@@ -23,6 +32,10 @@ from adapters.convert.toolnames import ToolNameMap
 JsonObject = dict[str, Any]
 
 PLACEHOLDER_TEXT = "[No response after retries - please try again]"
+REFUSAL_REASONS = frozenset(
+    {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY"}
+)
+"""Google finish reasons that mean the model declined: Anthropic's ``refusal``."""
 
 
 class StreamTranslator:
@@ -41,8 +54,14 @@ class StreamTranslator:
         *,
         ids: IdFactory = random_id,
         upstream_model: str | None = None,
+        stop_sequences: Sequence[str] = (),
+        omit_thinking: bool = False,
     ) -> None:
         self.model = model
+        self._stop_sequences = tuple(s for s in stop_sequences if s)
+        self._tail_chars = max((len(s) for s in self._stop_sequences), default=0)
+        self._tail = ""  # the answer's last text, as long as the longest stop sequence
+        self._omit_thinking = omit_thinking
         self._names = tool_names
         self._signatures = signatures
         self._now = now
@@ -83,7 +102,7 @@ class StreamTranslator:
                 if isinstance(part, dict):
                     events += self._part(part)
         reason = candidate.get("finishReason")
-        if reason in ("STOP", "MAX_TOKENS") and self._finish_reason is None:
+        if isinstance(reason, str) and reason and self._finish_reason is None:
             self._finish_reason = reason
         return events
 
@@ -98,7 +117,7 @@ class StreamTranslator:
         events.append(
             {
                 "type": "message_delta",
-                "delta": {"stop_reason": self.stop_reason, "stop_sequence": None},
+                "delta": {"stop_reason": self.stop_reason, "stop_sequence": self.stop_sequence},
                 "usage": self.usage(),
             }
         )
@@ -109,7 +128,18 @@ class StreamTranslator:
     def stop_reason(self) -> str:
         if self._saw_tool_use:
             return "tool_use"
-        return "max_tokens" if self._finish_reason == "MAX_TOKENS" else "end_turn"
+        if self._finish_reason == "MAX_TOKENS":
+            return "max_tokens"
+        if self._finish_reason in REFUSAL_REASONS:
+            return "refusal"
+        return "stop_sequence" if self.stop_sequence is not None else "end_turn"
+
+    @property
+    def stop_sequence(self) -> str | None:
+        """The request's stop sequence the answer ended with, when the text shows it."""
+        if self._saw_tool_use or self._finish_reason not in (None, "STOP"):
+            return None
+        return next((s for s in self._stop_sequences if self._tail.endswith(s)), None)
 
     def usage(self) -> JsonObject:
         """Usage known so far: input excludes the cached prompt tokens, reported separately."""
@@ -181,13 +211,17 @@ class StreamTranslator:
         events: list[JsonObject] = []
         if self._block != "thinking":
             events += self._close_block()
-            events.append(self._start({"type": "thinking", "thinking": ""}, "thinking"))
+            block = {"type": "thinking", "thinking": "", "signature": ""}
+            events.append(self._start(block, "thinking"))
         if signature is not None:
             self._remember_signature(signature)
-        events.append(self._delta({"type": "thinking_delta", "thinking": text}))
+        if not self._omit_thinking:
+            events.append(self._delta({"type": "thinking_delta", "thinking": text}))
         return events
 
     def _text(self, text: str) -> list[JsonObject]:
+        if self._tail_chars:
+            self._tail = (self._tail + text)[-self._tail_chars :]
         events: list[JsonObject] = []
         if self._block != "text":
             events += self._close_block()
@@ -265,12 +299,21 @@ def to_message(
     now: float,
     ids: IdFactory = random_id,
     upstream_model: str | None = None,
+    stop_sequences: Sequence[str] = (),
+    omit_thinking: bool = False,
 ) -> JsonObject:
     """The non-streaming Anthropic message for a whole upstream answer (SSE chunks or one unary
     response). Consecutive thought parts form one thinking block (last signature wins),
     consecutive text parts one text block; no content at all gives ``[{type: text, text: ""}]``."""
     translator = StreamTranslator(
-        model, tool_names, signatures, now, ids=ids, upstream_model=upstream_model
+        model,
+        tool_names,
+        signatures,
+        now,
+        ids=ids,
+        upstream_model=upstream_model,
+        stop_sequences=stop_sequences,
+        omit_thinking=omit_thinking,
     )
     events: list[JsonObject] = []
     for chunk in chunks:
@@ -284,7 +327,7 @@ def to_message(
         "content": content or [{"type": "text", "text": ""}],
         "model": model,
         "stop_reason": translator.stop_reason,
-        "stop_sequence": None,
+        "stop_sequence": translator.stop_sequence,
         "usage": translator.usage(),
     }
 
@@ -296,8 +339,6 @@ def _fold_blocks(events: list[JsonObject]) -> list[JsonObject]:
         index = event.get("index")
         if event["type"] == "content_block_start" and isinstance(index, int):
             blocks[index] = dict(event["content_block"])
-            if blocks[index]["type"] == "thinking":
-                blocks[index]["signature"] = ""
         elif event["type"] == "content_block_delta" and isinstance(index, int):
             delta = event["delta"]
             block = blocks[index]

@@ -368,7 +368,9 @@ SCENARIOS: list[Scenario] = [
             "r1": refused(
                 500,
                 "api_error",
-                message=f"No usable account: 1 account invalid: {REVOKED}; 1 account disabled.",
+                message=(
+                    f"No usable account: 1 account invalid: {REVOKED} (A); 1 account disabled (B)."
+                ),
                 ended_at=0.0,
             )
         },
@@ -971,7 +973,7 @@ SCENARIOS: list[Scenario] = [
             "r1": refused(
                 500,
                 "api_error",
-                message="No usable account: 2 accounts disabled.",
+                message="No usable account: 2 accounts disabled (A, B).",
                 ended_at=0.0,
             )
         },
