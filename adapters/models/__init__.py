@@ -1,0 +1,10 @@
+"""Client model names -> upstream models: the live catalog and the resolution rules."""
+
+from adapters.models.resolve import BUILTIN_MODELS, BUILTIN_NAMES, Resolution, resolve_model
+
+__all__ = [
+    "BUILTIN_MODELS",
+    "BUILTIN_NAMES",
+    "Resolution",
+    "resolve_model",
+]
