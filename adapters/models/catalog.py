@@ -6,8 +6,8 @@
   serves the union of the latest list of every account still in the pool.
 - **Cached**: a list is fresh for `[models] ttl_s`. Reading a stale catalog starts a refresh
   in the background and answers from the cache (stale-while-revalidate): no request waits for
-  a refresh, except that before the first refresh has ended (at startup) a request waits for
-  it at most `[models] startup_wait_s`.
+  a refresh, except that until the first refresh has ended (at startup) requests wait for it,
+  until at most `[models] startup_wait_s` after it started.
 - **Single flight**: at most one refresh runs at any time; concurrent callers share it.
 - **Fail-open**: until some account has answered, the built-in list is served. A failed refresh
   keeps the last list; the next attempt comes after `min(ttl_s, RETRY_AFTER_FAILURE_S)`.
@@ -65,6 +65,7 @@ class ModelCatalog:
         self._fetched_at: float | None = None  # the last refresh that got a list
         self._failed_at: float | None = None  # the last refresh that got none
         self._next = 0  # where the next refresh starts in accounts()
+        self._first_started: float | None = None  # when the first refresh started
         self.refreshes = 0  # refreshes started (each is one flight)
 
     # reading ------------------------------------------------------------------------------
@@ -115,14 +116,16 @@ class ModelCatalog:
         return self._fetched_at is not None or self._failed_at is not None
 
     async def current(self) -> dict[str, ModelInfo]:
-        """The models to serve a request with: refreshes in the background when stale; before
-        the first refresh has ended, waits for it at most `startup_wait_s`."""
+        """The models to serve a request with: refreshes in the background when stale; until
+        the first refresh has ended, waits for it, until `startup_wait_s` after it started."""
         if self.stale:
             self.start()
         flight = self._flight
-        if flight is not None and not self.settled and self.settings.startup_wait_s > 0:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(flight), self.settings.startup_wait_s)
+        if flight is not None and not self.settled and self._first_started is not None:
+            left = self._first_started + self.settings.startup_wait_s - self._now()
+            if left > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(flight), left)
         return self.models()
 
     # refreshing ---------------------------------------------------------------------------
@@ -136,6 +139,8 @@ class ModelCatalog:
 
     def _join(self) -> asyncio.Future[bool]:
         if self._flight is None:
+            if self._first_started is None:
+                self._first_started = self._now()
             flight = asyncio.ensure_future(self._refresh())
             self._flight = flight
             flight.add_done_callback(self._landed)
@@ -175,11 +180,12 @@ class ModelCatalog:
             if not models:
                 problems.append(f"{account}: no Claude or Gemini models listed")
                 continue
-            now = self._now()
+            now, before = self._now(), self.names() if self.live else None
             self._lists[account] = _Snapshot(models, now)
             self._fetched_at = now
             self._next = index + 1
-            log.info("model list from %s: %s", account, ", ".join(self.names()))
+            level = logging.DEBUG if self.names() == before else logging.INFO
+            log.log(level, "model list from %s: %s", account, ", ".join(self.names()))
             return True
         self._failed_at = self._now()
         log.warning(
