@@ -241,7 +241,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the Anthropic-API proxy. Settings come from --config (TOML: [server], "
         "[upstream], [oauth], [models], [policy]), then the environment (INTERLOCK_HOST, "
         "INTERLOCK_PORT, INTERLOCK_API_KEY, INTERLOCK_STATE, INTERLOCK_OAUTH_CLIENT_ID, "
-        "INTERLOCK_OAUTH_CLIENT_SECRET), then these flags.",
+        "INTERLOCK_OAUTH_CLIENT_SECRET), then these flags. Model names resolve against the "
+        "upstream's live model list (the built-in list until it is fetched): [models] aliases "
+        "first, then listed names (also without a date suffix), then families (opus, sonnet, "
+        "haiku: the best available, or the [models] opus / sonnet / haiku setting).",
     )
     sv.add_argument("--config", metavar="FILE", help="TOML configuration file")
     sv.add_argument("--host", help="address to bind (default 127.0.0.1; others need care)")

@@ -8,7 +8,8 @@ the settings never shows them.
     [server]   host, port, api_key, body_limit_mb, state, ping_interval_s, client_retry_limit_s
     [upstream] endpoints (name = base URL, in order), token_url, timeouts, client versions
     [oauth]    client_id, client_secret
-    [models]   aliases (client model -> upstream model)
+    [models]   aliases (client model -> upstream model), opus / sonnet / haiku (family targets),
+               ttl_s, startup_wait_s, fetch_timeout_s (the live model list)
     [policy]   preset = "default" | "many-accounts" | "conservative", then any Policy field
 """
 
@@ -79,7 +80,23 @@ class OAuthSettings(_Section):
 
 
 class ModelSettings(_Section):
+    """How client model names map to upstream models (see `adapters.models.resolve`)."""
+
     aliases: dict[str, str] = Field(default_factory=dict)
+    opus: str | None = None  # the model for any *opus* name (default: the best available opus)
+    sonnet: str | None = None  # likewise for *sonnet*
+    haiku: str | None = None  # likewise for *haiku* (default: the best gemini-*-flash*)
+    ttl_s: float = Field(300, gt=0, le=86_400)  # how long a fetched model list is fresh
+    startup_wait_s: float = Field(3, ge=0, le=60)  # a request waits this long for the first list
+    fetch_timeout_s: float = Field(10, gt=0, le=300)  # one fetchAvailableModels call
+
+    @field_validator("aliases")
+    @classmethod
+    def _targets(cls, aliases: dict[str, str]) -> dict[str, str]:
+        for name, target in aliases.items():
+            if not name.strip() or not target.strip():
+                raise ValueError(f"{name!r} = {target!r}: names must not be empty")
+        return aliases
 
 
 class Settings(_Section):

@@ -1,13 +1,16 @@
 """The aiohttp server: the Anthropic Messages API in front of the engine.
 
 Routes: `POST /v1/messages` (stream and not), `POST /v1/messages/count_tokens` (an estimate),
-`GET /v1/models`, `GET /health` (no upstream calls), `GET /accounts` (account status), `HEAD /`
-and `GET /` (Claude Code's connectivity probe), and Claude Code's telemetry sinks answered
-quietly. Every error is Anthropic's error JSON with the right status, never a traceback. Every
-answer carries a `request-id` header (the id in the log line and the trace), and answers that
-retrying cannot fix carry `x-should-retry: false`. An optional API key (`x-api-key` or
-bearer) is compared in constant time. One aiohttp `ClientSession`, one engine and one runner
-per app, held in typed app state and closed with the app.
+`GET /v1/models[/{id}]`, `GET /health` (no upstream calls), `GET /accounts` (account status),
+`HEAD /` and `GET /` (Claude Code's connectivity probe), and Claude Code's telemetry sinks
+answered quietly. Every error is Anthropic's error JSON with the right status, never a
+traceback. Every answer carries a `request-id` header (the id in the log line and the trace),
+and answers that retrying cannot fix carry `x-should-retry: false`. An optional API key
+(`x-api-key` or bearer) is compared in constant time. One aiohttp `ClientSession`, one engine
+and one runner per app, held in typed app state and closed with the app.
+
+Model names resolve through the model catalog (`adapters.models`: the upstream's live list,
+family rules, aliases); only a name that resolves to nothing is a 404.
 """
 
 from __future__ import annotations
@@ -34,11 +37,21 @@ from adapters.client_stream import (
     no_retry_headers,
 )
 from adapters.cloudcode.credentials import CredentialManager
+from adapters.cloudcode.models import ModelListFetcher
 from adapters.cloudcode.transport import CloudCodeTransport, RequestContext
 from adapters.config import Settings
-from adapters.convert.anthropic import RequestError, estimate_input_tokens, parse_messages_request
+from adapters.convert.anthropic import (
+    MessagesRequest,
+    RequestError,
+    ThinkingAdaptive,
+    ThinkingEnabled,
+    estimate_input_tokens,
+    parse_messages_request,
+)
 from adapters.convert.request import unsupported_feature
 from adapters.convert.signatures import SignatureCache
+from adapters.models import ModelCatalog, Resolution
+from adapters.models.catalog import Fetch
 from adapters.store_sqlite import SQLiteStore
 from adapters.trace.format import Header
 from adapters.trace.recorder import FanOut, TraceFile, TraceRecorder
@@ -49,15 +62,8 @@ from engine.runner.ports import Clock, TraceSink, Transport
 
 log = logging.getLogger("interlock.server")
 
-KNOWN_MODELS = (
-    "claude-opus-4-6-thinking",
-    "claude-sonnet-4-6",
-    "claude-sonnet-4-6-thinking",
-    "gemini-3-flash",
-    "gemini-3.1-pro-low",
-    "gemini-3.1-pro-high",
-    "gemini-3.5-flash-low",
-)
+#: `created_at` of every model object: the upstream reports no dates.
+MODEL_CREATED_AT = "2026-01-01T00:00:00Z"
 QUIET_SINKS = ("/api/event_logging/batch", "/")
 
 
@@ -71,6 +77,7 @@ class Proxy:
     runner: Runner
     clock: Clock
     ids: Callable[[], str]
+    models: ModelCatalog
 
 
 PROXY = web.AppKey("proxy", Proxy)
@@ -140,12 +147,24 @@ def _api_key_guard(settings: Settings) -> Any:
     return guard
 
 
-def _resolve_model(proxy: Proxy, name: Any) -> str | None:
-    if not isinstance(name, str):
-        return None
-    mapped = proxy.settings.models.aliases.get(name, name)
-    known = set(KNOWN_MODELS) | set(proxy.settings.models.aliases.values())
-    return mapped if mapped in known else None
+async def _resolve_model(proxy: Proxy, name: str, *, thinking: bool = False) -> Resolution | None:
+    """The upstream model for a client's model name (waits briefly for the first live list)."""
+    await proxy.models.current()
+    return proxy.models.resolve(name, thinking=thinking)
+
+
+def _unknown_model(proxy: Proxy, name: str) -> web.Response:
+    names = ", ".join(_listed(proxy))
+    return _error(
+        404,
+        "not_found_error",
+        f"model: unknown model {name!r}; available: {names} (GET /v1/models lists them)",
+    )
+
+
+def _wants_thinking(parsed: MessagesRequest) -> bool:
+    """Thinking `enabled` or `adaptive` picks a thinking variant where one exists."""
+    return isinstance(parsed.thinking, ThinkingEnabled | ThinkingAdaptive)
 
 
 async def _read_json(request: web.Request) -> Any:
@@ -163,13 +182,19 @@ async def messages(request: web.Request) -> web.StreamResponse:
         parsed = parse_messages_request(await _read_json(request), max_tokens_required=True)
     except RequestError as err:
         return _error(400, "invalid_request_error", str(err))
-    model = _resolve_model(proxy, parsed.model)
-    if model is None:
+    thinking = _wants_thinking(parsed)
+    resolved = await _resolve_model(proxy, parsed.model, thinking=thinking)
+    if resolved is None:
+        return _unknown_model(proxy, parsed.model)
+    # `adaptive` leaves thinking to the model: one that cannot think just answers
+    if parsed.thinking_requested and not resolved.thinking_available:
         return _error(
-            404,
-            "not_found_error",
-            f"model: unknown model {parsed.model!r} (GET /v1/models lists them)",
+            400,
+            "invalid_request_error",
+            f"thinking: model {parsed.model!r} (upstream {resolved.model!r}) does not support "
+            "thinking; send the request without `thinking`, or use a thinking model",
         )
+    model = resolved.model
     unsupported = unsupported_feature(parsed, model)
     if unsupported is not None:
         return _error(400, "invalid_request_error", unsupported)
@@ -183,11 +208,15 @@ async def messages(request: web.Request) -> web.StreamResponse:
         retry_limit_s=proxy.settings.server.client_retry_limit_s,
     )
     context = RequestContext(request=parsed, client_model=parsed.model, stream=stream)
-    outcome = await proxy.runner.run(request_id, model, stream, client, context)
+    outcome = await proxy.runner.run(
+        request_id, model, stream, client, context, client_model=parsed.model
+    )
     log.info(
-        "%s %s %s -> %s %s",
+        "%s %s -> %s (%s) %s -> %s %s",
         request_id,
+        parsed.model,
         model,
+        resolved.via,
         "stream" if stream else "unary",
         outcome.status,
         outcome.error_type or "ok",
@@ -198,23 +227,74 @@ async def messages(request: web.Request) -> web.StreamResponse:
 
 
 async def count_tokens(request: web.Request) -> web.Response:
+    proxy = request.app[PROXY]
     try:
         parsed = parse_messages_request({"max_tokens": 1, **(await _read_json(request))})
     except (RequestError, TypeError) as err:
         return _error(400, "invalid_request_error", str(err))
+    if await _resolve_model(proxy, parsed.model) is None:
+        return _unknown_model(proxy, parsed.model)
     return web.json_response({"input_tokens": estimate_input_tokens(parsed)})
 
 
+def _listed(proxy: Proxy) -> list[str]:
+    """The ids `GET /v1/models` lists: the upstream's models, then the configured aliases."""
+    return list(dict.fromkeys([*proxy.models.names(), *proxy.settings.models.aliases]))
+
+
+def _model_object(proxy: Proxy, name: str, upstream: str) -> dict[str, Any]:
+    info = proxy.models.models().get(upstream)
+    display = info.display_name if info else upstream
+    return {"type": "model", "id": name, "display_name": display, "created_at": MODEL_CREATED_AT}
+
+
 async def models(request: web.Request) -> web.Response:
+    """Anthropic's model list (`limit` 1-1000, default 20; `after_id` / `before_id` page)."""
     proxy = request.app[PROXY]
-    names = list(dict.fromkeys([*KNOWN_MODELS, *proxy.settings.models.aliases]))
-    data = [
-        {"type": "model", "id": name, "display_name": name, "created_at": "2026-01-01T00:00:00Z"}
-        for name in names
-    ]
+    await proxy.models.current()
+    names = _listed(proxy)
+    query = request.query
+    try:
+        limit = int(query.get("limit", "20"))
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= 1000:
+        return _error(400, "invalid_request_error", "limit: must be an integer from 1 to 1000")
+    after, before = query.get("after_id"), query.get("before_id")
+    if after is not None and before is not None:
+        return _error(400, "invalid_request_error", "give after_id or before_id, not both")
+    for key, value in (("after_id", after), ("before_id", before)):
+        if value is not None and value not in names:
+            return _error(400, "invalid_request_error", f"{key}: unknown model {value!r}")
+    if before is not None:
+        end = names.index(before)
+        page, has_more = names[max(0, end - limit) : end], end - limit > 0
+    else:
+        start = names.index(after) + 1 if after is not None else 0
+        page, has_more = names[start : start + limit], start + limit < len(names)
+    data = []
+    for name in page:
+        resolved = proxy.models.resolve(name)
+        data.append(_model_object(proxy, name, resolved.model if resolved else name))
     return web.json_response(
-        {"data": data, "has_more": False, "first_id": names[0], "last_id": names[-1]}
+        {
+            "data": data,
+            "has_more": has_more,
+            "first_id": page[0] if page else None,
+            "last_id": page[-1] if page else None,
+        }
     )
+
+
+async def model(request: web.Request) -> web.Response:
+    """One model object for any name that resolves, under the id the client asked for (the
+    name `/v1/messages` echoes too); the display name is the serving upstream model's."""
+    proxy = request.app[PROXY]
+    name = request.match_info["model_id"]
+    resolved = await _resolve_model(proxy, name)
+    if resolved is None:
+        return _unknown_model(proxy, name)
+    return web.json_response(_model_object(proxy, name, resolved.model))
 
 
 def _account_rows(proxy: Proxy) -> list[dict[str, Any]]:
@@ -224,7 +304,7 @@ def _account_rows(proxy: Proxy) -> list[dict[str, Any]]:
         cooldowns = {}
         if info.id in pool.account_ids:
             state = pool.account(info.id)
-            for model in KNOWN_MODELS:
+            for model in proxy.models.names():
                 rest = pool.cooldown(info.id, model, now)
                 if rest:
                     cooldowns[model] = {
@@ -308,8 +388,11 @@ def make_app(
     sink: TraceSink | None = None,
     on_step: Callable[[Any, str, str, str], None] | None = None,
     seed: int | None = None,
+    model_fetch: Callable[[aiohttp.ClientSession], Fetch] | None = None,
 ) -> web.Application:
-    """The proxy as an aiohttp application (the ClientSession lives and dies with it)."""
+    """The proxy as an aiohttp application (the ClientSession lives and dies with it). The
+    model catalog fetches the live list with `model_fetch`, by default through the Cloud Code
+    API when `transport` is the default too; else it serves the built-in list."""
     app = web.Application(
         middlewares=[_request_id, _errors, _api_key_guard(settings)],
         client_max_size=int(settings.server.body_limit_mb * 1024 * 1024),
@@ -330,13 +413,22 @@ def make_app(
         # no pool limit: aiohttp's default (100) would queue stream 101 inside the session,
         # silently spending its first-byte timeout there
         session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+        fetch = model_fetch(session) if model_fetch is not None else None
         if transport is None:
             credentials = CredentialManager(session, store, settings)
             upstream: Transport = CloudCodeTransport(
                 session, credentials, settings, SignatureCache()
             )
+            fetch = fetch or ModelListFetcher(session, credentials, settings)
         else:
             upstream = transport(session)
+        catalog = ModelCatalog(
+            settings.models,
+            fetch,
+            lambda: [a for a in pool.account_ids if pool.account(a).valid],
+            monotonic=the_clock.now,
+        )
+        catalog.start()  # in the background: startup never waits for the upstream
         app[PROXY] = Proxy(
             settings,
             store,
@@ -344,8 +436,10 @@ def make_app(
             Runner(engine, upstream, the_clock, observers if observers.targets else None),
             the_clock,
             lambda: f"{prefix}-{next(counter)}",
+            catalog,
         )
         yield
+        await catalog.close()
         await session.close()
         if trace_file is not None:
             trace_file.close()
@@ -354,6 +448,7 @@ def make_app(
     app.router.add_post("/v1/messages", messages)
     app.router.add_post("/v1/messages/count_tokens", count_tokens)
     app.router.add_get("/v1/models", models)
+    app.router.add_get("/v1/models/{model_id}", model)
     app.router.add_get("/health", health)
     app.router.add_get("/accounts", accounts)
     app.router.add_get("/", root)  # aiohttp answers HEAD / from the GET route

@@ -49,9 +49,17 @@ class Timeline:
         self.lines.setdefault(request.id, []).append(_Line(request.now, arrow))
 
     # the runner's TraceSink ---------------------------------------------------------------
-    def arrived(self, request_id: str, at: float, model: str, stream: bool) -> None:
+    def arrived(
+        self,
+        request_id: str,
+        at: float,
+        model: str,
+        stream: bool,
+        client_model: str | None = None,
+    ) -> None:
         self.started[request_id] = at
-        self.labels[request_id] = f"{model}, {'streaming' if stream else 'not streaming'}"
+        asked = f"{client_model} -> " if client_model and client_model != model else ""
+        self.labels[request_id] = f"{asked}{model}, {'streaming' if stream else 'not streaming'}"
 
     def received(self, request_id: str, at: float, event: Event) -> None:
         return None

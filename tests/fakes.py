@@ -118,7 +118,14 @@ class RecordingClient:
 class ListSink:
     records: list[tuple[str, str, float, Any]] = field(default_factory=list)
 
-    def arrived(self, request_id: str, at: float, model: str, stream: bool) -> None:
+    def arrived(
+        self,
+        request_id: str,
+        at: float,
+        model: str,
+        stream: bool,
+        client_model: str | None = None,
+    ) -> None:
         self.records.append(("arrived", request_id, at, (model, stream)))
 
     def received(self, request_id: str, at: float, event: Event) -> None:

@@ -52,6 +52,9 @@ def test_secrets_from_the_environment_never_show_in_the_settings_repr() -> None:
         ('[policy]\npreset = "fast"\n', "policy.preset: unknown preset 'fast'"),
         ('[upstream]\nendpoints = { daily = "ftp://x" }\n', "is not an http(s) URL"),
         ("[server\nport = 1\n", "not valid TOML"),
+        ("[models]\nttl_s = 0\n", "models.ttl_s: Input should be greater than 0"),
+        ('[models]\naliases = { "x" = " " }\n', "models.aliases: 'x' = ' ': names must not"),
+        ("[models]\nopus = 4\n", "models.opus: Input should be a valid string"),
     ],
 )
 def test_a_bad_file_fails_naming_the_file_the_key_and_the_reason(
@@ -67,3 +70,17 @@ def test_a_bad_file_fails_naming_the_file_the_key_and_the_reason(
 def test_a_missing_file_is_reported(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no such file"):
         load_settings(tmp_path / "nope.toml", env={})
+
+
+def test_the_models_section_sets_aliases_family_targets_and_the_live_lists_timing(
+    tmp_path: Path,
+) -> None:
+    path = write(
+        tmp_path,
+        '[models]\naliases = { fast = "gemini-3-flash" }\nhaiku = "gemini-3.1-pro-low"\n'
+        "ttl_s = 60\nstartup_wait_s = 0\nfetch_timeout_s = 2.5\n",
+    )
+    models = load_settings(path, env={}).models
+    assert models.aliases == {"fast": "gemini-3-flash"} and models.haiku == "gemini-3.1-pro-low"
+    assert (models.opus, models.sonnet) == (None, None)
+    assert (models.ttl_s, models.startup_wait_s, models.fetch_timeout_s) == (60, 0, 2.5)

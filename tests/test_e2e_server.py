@@ -92,11 +92,17 @@ def test_count_tokens_answers_an_estimate() -> None:
 
 
 def test_models_health_accounts_and_telemetry_routes_answer_without_upstream_calls() -> None:
+    """Only the model catalog's startup refresh (a token and one model list) reaches the
+    upstream; these routes add nothing."""
+
     async def scenario() -> None:
         async with proxy() as served, aiohttp.ClientSession() as session:
             async with session.get(served.url + "/v1/models") as r:
                 models = await r.json()
                 assert any(m["id"] == "claude-sonnet-4-6" for m in models["data"])
+            assert served.fake is not None
+            assert [r.call for r in served.fake.requests()] == ["token", "fetchAvailableModels"]
+            served.fake.clear_log()
             async with session.get(served.url + "/health") as r:
                 health = await r.json()
                 assert health["status"] == "ok" and health["accounts"]["usable"] == 2

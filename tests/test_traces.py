@@ -11,7 +11,14 @@ from pathlib import Path
 import pytest
 
 from adapters.fake_upstream import drop_after, preset, stream, text
-from adapters.trace.format import TraceError, json_schema, parse_lines, read_trace
+from adapters.trace.format import (
+    Arrival,
+    TraceError,
+    dumps,
+    json_schema,
+    parse_lines,
+    read_trace,
+)
 from adapters.trace.replay import check, policy_of, replay
 from tests.e2e import post, proxy, run
 
@@ -131,3 +138,26 @@ def test_replay_check_exits_1_and_shows_both_sides_when_the_outputs_differ(
     )
     assert result.returncode == 1
     assert "recorded:" in result.stdout and "replayed:" in result.stdout
+
+
+def test_an_arrival_carries_the_client_model_when_known_and_omits_it_otherwise() -> None:
+    named = Arrival(
+        t=1.0,
+        request="r1",
+        model="claude-opus-4-6-thinking",
+        stream=True,
+        client_model="claude-opus-4-8",
+    )
+    unnamed = Arrival(t=1.0, request="r2", model="claude-sonnet-4-6", stream=False)
+    assert json.loads(dumps(named))["client_model"] == "claude-opus-4-8"
+    assert "client_model" not in json.loads(dumps(unnamed))  # older readers see no new field
+    header = json.dumps(
+        {"kind": "header", "format": 1, "policy": {}, "seed": 0, "start": 0, "wall_start": 0}
+        | {"accounts": []}
+    )
+    old = json.dumps(
+        {"kind": "arrival", "t": 1.0, "request": "r3", "model": "gemini-3-flash", "stream": True}
+    )
+    trace = parse_lines([header, old, dumps(named)])
+    assert [a.client_model for a in trace.of("arrival")] == [None, "claude-opus-4-8"]
+    assert "client_model" in json_schema()["$defs"]["Arrival"]["properties"]

@@ -33,7 +33,7 @@ from adapters.cloudcode.facts import (
     facts_from_stream_error,
     is_version_gate_text,
 )
-from adapters.config import Settings
+from adapters.config import Settings, UpstreamSettings
 from adapters.convert.anthropic import MessagesRequest
 from adapters.convert.request import to_cloudcode
 from adapters.convert.response import StreamTranslator
@@ -77,6 +77,16 @@ def _platform() -> str:
     return f"{system}/{arch}"
 
 
+def antigravity_headers(up: UpstreamSettings) -> dict[str, str]:
+    """The headers every Cloud Code call carries (seed §4.2), without the token."""
+    return {
+        "User-Agent": f"antigravity/{up.user_agent_version} {_platform()}",
+        "X-Client-Name": "antigravity",
+        "X-Client-Version": up.client_version,
+        "x-goog-api-client": "gl-node/18.18.2 fire/0.8.6 grpc/1.10.x",
+    }
+
+
 def is_claude_thinking(model: str) -> bool:
     lower = model.lower()
     return "claude" in lower and "thinking" in lower
@@ -98,13 +108,7 @@ class CloudCodeTransport:
         self._signatures = signatures
         self._wall = wall
         self._session_ids: dict[str, str] = {}
-        up = settings.upstream
-        self._base_headers = {
-            "User-Agent": f"antigravity/{up.user_agent_version} {_platform()}",
-            "X-Client-Name": "antigravity",
-            "X-Client-Version": up.client_version,
-            "x-goog-api-client": "gl-node/18.18.2 fire/0.8.6 grpc/1.10.x",
-        }
+        self._base_headers = antigravity_headers(settings.upstream)
 
     def session_id(self, account: str) -> str:
         """One machine session id per account per process (seed §2.8)."""

@@ -16,7 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    TypeAdapter,
+    ValidationError,
+    model_serializer,
+)
 
 from engine import effects as effect_types
 from engine import events as event_types
@@ -48,11 +56,23 @@ class Header(_Record):
 
 
 class Arrival(_Record):
+    """A client request arrived; `model` is the upstream model it was resolved to,
+    `client_model` the name the client sent (written only when known: older traces and the
+    corpus have none)."""
+
     kind: Literal["arrival"] = "arrival"
     t: float
     request: str
     model: str
     stream: bool
+    client_model: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_unknown_client_model(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if isinstance(data, dict) and data.get("client_model") is None:
+            data.pop("client_model", None)
+        return data
 
 
 class Answer(_Record):

@@ -62,8 +62,17 @@ class TraceRecorder:
         )
 
     # the runner's TraceSink -------------------------------------------------------------------
-    def arrived(self, request_id: str, at: float, model: str, stream: bool) -> None:
-        self._emit(Arrival(t=at, request=request_id, model=model, stream=stream))
+    def arrived(
+        self,
+        request_id: str,
+        at: float,
+        model: str,
+        stream: bool,
+        client_model: str | None = None,
+    ) -> None:
+        self._emit(
+            Arrival(t=at, request=request_id, model=model, stream=stream, client_model=client_model)
+        )
 
     def received(self, request_id: str, at: float, event: Event) -> None:
         if isinstance(event, TimerFired | DeadlineExpired):
@@ -133,10 +142,17 @@ class FanOut:
             if observer is not None:
                 observer(request, source, trigger, dest)
 
-    def arrived(self, request_id: str, at: float, model: str, stream: bool) -> None:
+    def arrived(
+        self,
+        request_id: str,
+        at: float,
+        model: str,
+        stream: bool,
+        client_model: str | None = None,
+    ) -> None:
         for target in self.targets:
             if hasattr(target, "arrived"):
-                target.arrived(request_id, at, model, stream)
+                target.arrived(request_id, at, model, stream, client_model)
 
     def received(self, request_id: str, at: float, event: Event) -> None:
         for target in self.targets:

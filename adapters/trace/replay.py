@@ -170,7 +170,12 @@ def replay(trace: Trace, *, policy: Policy | None = None, observer: Any = None) 
             await asyncio.sleep(max(0.0, arrival.t - clock.now()))
             client = _Client(clock, leaves.get(arrival.request))
             result.outcomes[arrival.request] = await runner.run(
-                arrival.request, arrival.model, arrival.stream, client, arrival.request
+                arrival.request,
+                arrival.model,
+                arrival.stream,
+                client,
+                arrival.request,
+                client_model=arrival.client_model,
             )
 
         await asyncio.gather(*(one(a) for a in trace.of("arrival")))

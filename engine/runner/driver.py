@@ -62,12 +62,15 @@ class Runner:
         stream: bool,
         client: ClientStream,
         payload: Any = None,
+        *,
+        client_model: str | None = None,
     ) -> Outcome:
-        """Serve one request to its outcome. Never raises for upstream or client behaviour."""
+        """Serve one request to its outcome (for upstream `model`; `client_model` is the name
+        the client asked for, for the trace). Never raises for upstream or client behaviour."""
         now = self.clock.now()
         request = self.engine.open(request_id, model, stream, now)
         if self.sink is not None:
-            self.sink.arrived(request_id, now, model, stream)
+            self.sink.arrived(request_id, now, model, stream, client_model)
         inbox: asyncio.Queue[tuple[int, Event]] = asyncio.Queue(_INBOX_SIZE)
         state = _AttemptState()
         watcher = asyncio.ensure_future(self._watch_client(client, inbox))

@@ -44,6 +44,17 @@ class ClientStream(Protocol):
 
 
 class TraceSink(Protocol):
-    def arrived(self, request_id: str, at: float, model: str, stream: bool) -> None: ...
+    def arrived(
+        self,
+        request_id: str,
+        at: float,
+        model: str,
+        stream: bool,
+        client_model: str | None = None,
+    ) -> None:
+        """A request arrived for upstream `model`; `client_model` is the name the client sent
+        (None when unknown, e.g. on replay of an old trace)."""
+        ...
+
     def received(self, request_id: str, at: float, event: Event) -> None: ...
     def emitted(self, request_id: str, at: float, state: str, effects: list[Effect]) -> None: ...
