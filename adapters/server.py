@@ -2,7 +2,7 @@
 
 Routes: `POST /v1/messages` (stream and not), `POST /v1/messages/count_tokens` (an estimate),
 `GET /v1/models[/{id}]`, `GET /health` (no upstream calls), `GET /accounts` (account status),
-`HEAD /` and `GET /` (Claude Code's connectivity probe), and Claude Code's telemetry sinks
+`HEAD`/`GET` of `/` and `/api/hello` (connectivity probes), and Claude Code's telemetry sinks
 answered quietly. Every error is Anthropic's error JSON with the right status, never a
 traceback. Every answer carries a `request-id` header (the id in the log line and the trace),
 and answers that retrying cannot fix carry `x-should-retry: false`. An optional API key
@@ -23,7 +23,7 @@ import os
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,6 @@ from adapters.convert.anthropic import (
     estimate_input_tokens,
     parse_messages_request,
 )
-from adapters.convert.request import unsupported_feature
 from adapters.convert.signatures import SignatureCache
 from adapters.models import ModelCatalog, Resolution
 from adapters.models.catalog import Fetch
@@ -65,6 +64,8 @@ log = logging.getLogger("interlock.server")
 #: `created_at` of every model object: the upstream reports no dates.
 MODEL_CREATED_AT = "2026-01-01T00:00:00Z"
 QUIET_SINKS = ("/api/event_logging/batch", "/")
+PROBES = ("/", "/api/hello")
+"""Connectivity probes: Claude Code 2.1.x sends `HEAD /api/hello`."""
 
 
 @dataclass
@@ -78,6 +79,7 @@ class Proxy:
     clock: Clock
     ids: Callable[[], str]
     models: ModelCatalog
+    told: set[str] = field(default_factory=set)  # things the log has said once
 
 
 PROXY = web.AppKey("proxy", Proxy)
@@ -167,6 +169,19 @@ def _wants_thinking(parsed: MessagesRequest) -> bool:
     return isinstance(parsed.thinking, ThinkingEnabled | ThinkingAdaptive)
 
 
+def _note_safeguards(proxy: Proxy, parsed: MessagesRequest) -> None:
+    """Say once per kind that a requested safeguard does not exist upstream."""
+    for safeguard in parsed.safeguards:
+        kind = str(safeguard.get("type", "unknown"))
+        if f"safeguard:{kind}" not in proxy.told:
+            proxy.told.add(f"safeguard:{kind}")
+            log.warning(
+                "a client asked for the %r safeguard; the upstream has no such classifier, "
+                "so its tool calls are not screened (said once)",
+                kind,
+            )
+
+
 async def _read_json(request: web.Request) -> Any:
     raw = await request.read()
     try:
@@ -195,9 +210,7 @@ async def messages(request: web.Request) -> web.StreamResponse:
             "thinking; send the request without `thinking`, or use a thinking model",
         )
     model = resolved.model
-    unsupported = unsupported_feature(parsed, model)
-    if unsupported is not None:
-        return _error(400, "invalid_request_error", unsupported)
+    _note_safeguards(proxy, parsed)
     stream = bool(parsed.stream)
     request_id = request[REQUEST_ID]
     client = AiohttpClientStream(
@@ -349,7 +362,7 @@ async def quiet(request: web.Request) -> web.Response:
 
 
 async def root(request: web.Request) -> web.Response:
-    """`HEAD /` and `GET /`: Claude Code's connectivity probe (no upstream call)."""
+    """`HEAD`/`GET` of `/` and `/api/hello`: connectivity probes (no upstream call)."""
     return web.json_response({"status": "ok", "service": "interlock"})
 
 
@@ -451,7 +464,8 @@ def make_app(
     app.router.add_get("/v1/models/{model_id}", model)
     app.router.add_get("/health", health)
     app.router.add_get("/accounts", accounts)
-    app.router.add_get("/", root)  # aiohttp answers HEAD / from the GET route
+    for path in PROBES:  # aiohttp answers HEAD from the GET route
+        app.router.add_get(path, root)
     for path in QUIET_SINKS:
         app.router.add_post(path, quiet)
     return app

@@ -8,7 +8,7 @@ import pytest
 
 from adapters.convert.anthropic import RequestError, parse_messages_request
 from adapters.convert.context_edits import CLEARED_RESULT, apply_context_edits
-from adapters.convert.request import EFFORT_THINKING_BUDGETS, to_cloudcode, unsupported_feature
+from adapters.convert.request import ANSWER_TOOL, EFFORT_THINKING_BUDGETS, to_cloudcode
 from adapters.convert.signatures import SignatureCache
 from adapters.convert.system_turns import fold_system_messages
 
@@ -361,16 +361,45 @@ def test_structured_outputs_become_geminis_json_response_schema(field: str) -> N
     }
 
 
-def test_structured_outputs_on_a_claude_model_are_refused_not_dropped() -> None:
-    request = parse_messages_request(
+TITLE_FORMAT = {
+    "type": "json_schema",
+    "schema": {
+        "type": "object",
+        "properties": {"title": {"type": "string"}},
+        "required": ["title"],
+        "additionalProperties": False,
+    },
+}
+
+
+def test_structured_outputs_on_a_claude_model_force_the_answer_tool() -> None:
+    # Claude Code's session-title request: no tools, a title schema, on its default model
+    request = inner(
+        {"messages": [{"role": "user", "content": "a"}], "output_config": {"format": TITLE_FORMAT}},
+        model="claude-opus-4-6-thinking",
+    )
+    (declaration,) = request["tools"][0]["functionDeclarations"]
+    assert declaration["name"] == ANSWER_TOOL
+    assert declaration["parameters"]["properties"] == {"title": {"type": "STRING"}}
+    assert request["toolConfig"] == {
+        "functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": [ANSWER_TOOL]}
+    }
+    assert "responseSchema" not in request["generationConfig"]
+
+
+def test_structured_outputs_beside_client_tools_ask_for_the_answer_tool_without_forcing() -> None:
+    tool = {**BASH, "name": ANSWER_TOOL}  # a client tool that takes the answer tool's name
+    request = inner(
         {
-            "model": "m",
+            "tools": [tool],
             "messages": [{"role": "user", "content": "a"}],
-            "output_config": {"format": {"type": "json_schema", "schema": SCHEMA}},
+            "output_config": {"format": TITLE_FORMAT},
         }
     )
-    assert unsupported_feature(request, "claude-sonnet-4-6") is not None
-    assert unsupported_feature(request, "gemini-3-flash") is None
+    names = [d["name"] for d in request["tools"][0]["functionDeclarations"]]
+    assert names == [ANSWER_TOOL, f"{ANSWER_TOOL}_2"]
+    assert request["toolConfig"] == {"functionCallingConfig": {"mode": "VALIDATED"}}
+    assert f"`{ANSWER_TOOL}_2`" in request["systemInstruction"]["parts"][-1]["text"]
 
 
 def test_messages_without_max_tokens_are_refused_like_anthropics_api() -> None:
@@ -378,3 +407,17 @@ def test_messages_without_max_tokens_are_refused_like_anthropics_api() -> None:
     with pytest.raises(RequestError, match="max_tokens: field required"):
         parse_messages_request(body, max_tokens_required=True)
     assert parse_messages_request(body).max_tokens is None  # count_tokens bodies have none
+
+
+@pytest.mark.parametrize(
+    ("display", "omitted"), [("omitted", True), ("updates", False), ("summarized", False)]
+)
+def test_every_thinking_display_claude_code_sends_is_accepted(display: str, omitted: bool) -> None:
+    request = parse_messages_request(
+        {
+            "model": "m",
+            "messages": [{"role": "user", "content": "a"}],
+            "thinking": {"type": "adaptive", "display": display},
+        }
+    )
+    assert request.thinking_omitted is omitted

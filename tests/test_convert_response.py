@@ -473,3 +473,15 @@ def test_omitted_thinking_keeps_the_block_and_its_signature_but_not_its_text() -
     assert "secret plan" not in json.dumps(events)
     assert events[1]["content_block"] == {"type": "thinking", "thinking": "", "signature": ""}
     assert events[2]["delta"] == {"type": "signature_delta", "signature": S}
+
+
+def test_a_call_of_the_answer_tool_is_the_json_text_answer_not_a_tool_use() -> None:
+    names = ToolNameMap(["Bash"])
+    answer_tool = names.reserve_answer_tool("structured_output")
+    events = run(
+        [chunk({"functionCall": {"name": answer_tool, "args": {"title": "Hi"}}}, finish="STOP")],
+        translator(names=names),
+    )
+    assert events[1]["content_block"] == {"type": "text", "text": ""}
+    assert events[2]["delta"] == {"type": "text_delta", "text": '{"title":"Hi"}'}
+    assert events[-2]["delta"]["stop_reason"] == "end_turn"

@@ -188,15 +188,35 @@ def test_every_answer_carries_the_request_id_of_its_log_line(
         run(scenario())
 
 
-def test_head_slash_the_connectivity_probe_answers_200() -> None:
+@pytest.mark.parametrize("path", ["/", "/api/hello"])
+def test_the_connectivity_probes_answer_200(path: str) -> None:
     async def scenario() -> None:
         async with proxy() as served, aiohttp.ClientSession() as session:
-            async with session.head(served.url + "/") as response:
+            async with session.head(served.url + path) as response:
                 assert response.status == 200 and response.headers["request-id"]
-            async with session.get(served.url + "/") as response:
+            async with session.get(served.url + path) as response:
                 assert response.status == 200
 
     run(scenario())
+
+
+def test_a_requested_safeguard_is_served_and_the_log_says_once_it_is_not_screened(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def scenario() -> None:
+        async with proxy() as served:
+            body = {
+                **BODY,
+                "safeguards": [{"type": "dangerous_tool_use", "classifier_context": {}}],
+            }
+            for _ in range(2):
+                status, _, _ = await post(served, body)
+                assert status == 200
+
+    with caplog.at_level(logging.WARNING, logger="interlock.server"):
+        run(scenario())
+    said = [r.getMessage() for r in caplog.records if "safeguard" in r.getMessage()]
+    assert len(said) == 1 and "'dangerous_tool_use'" in said[0] and "not screened" in said[0]
 
 
 # --- the SDK, strictly -------------------------------------------------------------------------

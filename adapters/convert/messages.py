@@ -270,7 +270,9 @@ ToolChoice = Annotated[
 ]
 
 
-ThinkingDisplay = Literal["summarized", "omitted"]
+ThinkingDisplay = StrictStr
+"""``omitted`` hides thinking text (signatures stay); ``summarized``, ``updates`` and any newer
+value show it."""
 
 
 class ThinkingEnabled(_Model):
@@ -368,6 +370,10 @@ class MessagesRequest(_Model):
     output_format: OutputFormat | None = None
     """The older structured-outputs field; ``output_config.format`` wins when both are sent."""
     context_management: ContextManagement | None = None
+    safeguards: list[dict[str, Any]] = Field(default_factory=list)
+    """Claude Code's ``dangerous_tool_use`` classifier request: the upstream has no such
+    classifier, so the server accepts it and says once in its log that tool calls are not
+    screened."""
 
     def system_texts(self) -> list[str]:
         if self.system is None:

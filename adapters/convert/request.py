@@ -8,8 +8,12 @@ and tool names are sanitised through a ``ToolNameMap`` that is returned for the 
 Claude Code's newer fields: mid-conversation ``system`` messages are folded into the user turns
 around them (``system_turns``), ``context_management`` edits are applied first
 (``context_edits``), ``output_config.effort`` sets the thinking budget when the client gives
-none (``EFFORT_THINKING_BUDGETS``), ``output_config.format`` becomes Gemini's JSON response
-schema, and ``defer_loading`` tools are not declared. ``cache_control`` and ``metadata`` carry
+none (``EFFORT_THINKING_BUDGETS``), and ``defer_loading`` tools are not declared.
+``output_config.format`` (structured outputs) becomes Gemini's JSON response schema; Claude
+models take no response schema upstream, so they get an *answer tool* instead: a function with
+the client's schema that the model must call (forced when the client declares no tools of its
+own, asked for in the system instruction otherwise), whose arguments the response side turns
+back into the JSON text answer. ``cache_control`` and ``metadata`` carry
 nothing the upstream can use and are not sent.
 """
 
@@ -98,6 +102,9 @@ def to_cloudcode(
         tool_config = _tool_config(req, family, tool_names)
         if tool_config is not None:
             inner["toolConfig"] = tool_config
+    answer_schema = req.response_format if family != "gemini" else None
+    if answer_schema is not None:
+        _add_answer_tool(inner, tool_names, answer_schema.json_schema)
     inner["generationConfig"] = generation_config(req, upstream_model, thinking_on)
     inner["sessionId"] = session_id
     envelope = {
@@ -171,21 +178,40 @@ def generation_config(req: MessagesRequest, upstream_model: str, thinking_on: bo
     if family == "gemini":
         config["maxOutputTokens"] = min(config["maxOutputTokens"], GEMINI_MAX_OUTPUT_TOKENS)
     response_format = req.response_format
-    if response_format is not None:
+    if response_format is not None and family == "gemini":
         config["responseMimeType"] = "application/json"
         config["responseSchema"] = sanitize_schema(response_format.json_schema)
     return config
 
 
-def unsupported_feature(req: MessagesRequest, upstream_model: str) -> str | None:
-    """Why `req` cannot be served faithfully by `upstream_model` (a 400 for the client), or
-    None. Structured outputs need a response schema, which only Gemini models take upstream."""
-    if req.response_format is not None and model_family(upstream_model) != "gemini":
-        return (
-            f"output_config.format: structured outputs are not supported for {upstream_model} "
-            "on this upstream (only Gemini models take a response schema)"
-        )
-    return None
+ANSWER_TOOL = "structured_output"
+ANSWER_TOOL_DESCRIPTION = (
+    "Give your final answer by calling this function: its arguments are the answer, as JSON "
+    "matching the requested schema."
+)
+ANSWER_TOOL_HINT = (
+    "When you give your final answer, call the function `{name}` with it (its arguments are "
+    "the answer, as JSON); never give the final answer as plain text."
+)
+
+
+def _add_answer_tool(inner: JsonObject, names: ToolNameMap, schema: JsonObject) -> None:
+    """Structured outputs for models without a response schema: one more function, the answer
+    tool, forced when it is the only one, else asked for in the system instruction."""
+    name = names.reserve_answer_tool(ANSWER_TOOL)
+    declaration = {
+        "name": name,
+        "description": ANSWER_TOOL_DESCRIPTION,
+        "parameters": sanitize_schema(schema),
+    }
+    if "tools" not in inner:
+        inner["tools"] = [{"functionDeclarations": [declaration]}]
+        inner["toolConfig"] = {
+            "functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": [name]}
+        }
+        return
+    inner["tools"][0]["functionDeclarations"].append(declaration)
+    inner["systemInstruction"]["parts"].append({"text": ANSWER_TOOL_HINT.format(name=name)})
 
 
 def _description(tool: Tool) -> str:
@@ -230,6 +256,7 @@ def _tool_config(req: MessagesRequest, family: Family, names: ToolNameMap) -> Js
 
 
 __all__ = [
+    "ANSWER_TOOL",
     "EFFORT_THINKING_BUDGETS",
     "INTERLEAVED_THINKING_HINT",
     "declared_tools",
@@ -237,5 +264,4 @@ __all__ = [
     "system_instruction_of",
     "thinking_enabled",
     "to_cloudcode",
-    "unsupported_feature",
 ]

@@ -230,11 +230,14 @@ class StreamTranslator:
         return events
 
     def _tool_use(self, call: JsonObject, signature: str | None) -> list[JsonObject]:
+        name = call.get("name")
+        args = call.get("args")
+        if name is not None and name == self._names.answer_tool:  # structured output: the answer
+            answer = args if isinstance(args, dict) else {}
+            return self._text(json.dumps(answer, separators=(",", ":"), ensure_ascii=False))
         events = self._close_block()
         call_id = call.get("id")
         tool_id = call_id if isinstance(call_id, str) and call_id else self._ids("toolu")
-        name = call.get("name")
-        args = call.get("args")
         block: JsonObject = {
             "type": "tool_use",
             "id": tool_id,

@@ -28,22 +28,35 @@ class ToolNameMap:
     def __init__(self, names: Iterable[str] = ()) -> None:
         self._upstream: dict[str, str] = {}
         self._client: dict[str, str] = {}
+        self.answer_tool: str | None = None
+        """An upstream-only function whose call *is* the answer (structured outputs on models
+        that take no response schema); its arguments reach the client as JSON text."""
         for name in names:
             self.add(name)
+
+    def _free(self, base: str) -> str:
+        candidate, counter = base, 1
+        while candidate in self._client:
+            counter += 1
+            suffix = f"_{counter}"
+            candidate = base[: MAX_TOOL_NAME_LENGTH - len(suffix)] + suffix
+        return candidate
 
     def add(self, client_name: str) -> str:
         """Register ``client_name`` (idempotent) and return its upstream name."""
         known = self._upstream.get(client_name)
         if known is not None:
             return known
-        base = sanitize_tool_name(client_name)
-        candidate, counter = base, 1
-        while candidate in self._client:
-            counter += 1
-            suffix = f"_{counter}"
-            candidate = base[: MAX_TOOL_NAME_LENGTH - len(suffix)] + suffix
+        candidate = self._free(sanitize_tool_name(client_name))
         self._upstream[client_name] = candidate
         self._client[candidate] = client_name
+        return candidate
+
+    def reserve_answer_tool(self, name: str) -> str:
+        """A name for the answer tool that no client tool has; register it as such."""
+        candidate = self._free(sanitize_tool_name(name))
+        self._client[candidate] = candidate
+        self.answer_tool = candidate
         return candidate
 
     def to_upstream(self, client_name: str) -> str:
