@@ -1,10 +1,10 @@
 """`make demo`: interlock in sandbox mode, driven by the official `anthropic` SDK.
 
 Starts the proxy on the built-in fake upstream with three simulated accounts, sends four
-requests (a normal answer; a quota-exhausted account that fails over; a capacity wait; a stream
-cut after it committed), and prints, for each, what the client saw and the request's path
-through the states with times and upstream attempts. Waits are shortened (1 s capacity tier,
-1 s switch pause) so the demo takes a few seconds; everything else is the default policy.
+requests (a normal answer; a quota-exhausted account that fails over at once; a target out of
+capacity that rests while another serves; a stream cut after it committed), and prints, for
+each, what the client saw and the request's path through the states with times and upstream
+attempts. The capacity tier is shortened to 1 s; everything else is the default policy.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from adapters.timeline import Timeline
 MODEL = "claude-sonnet-4-6"
 DEMO_POLICY = {
     "capacity_backoff_tiers_ms": [1000],
-    "switch_account_delay_ms": 1000,
     "strategy": "sticky",
 }
 
@@ -62,12 +61,12 @@ async def main() -> int:
     scenes: list[tuple[str, Callable[[], None], str]] = [
         ("1. a normal answer", lambda: None, "Say hello."),
         (
-            "2. account-1's quota is exhausted: interlock rests it and fails over",
+            "2. account-1's quota is exhausted: interlock rests it and fails over at once",
             lambda: fake.script("account-1", [preset("quota_429")]),
             "And again?",
         ),
         (
-            "3. the model has no capacity right now: interlock waits and retries",
+            "3. no capacity on account-2's first endpoint: that target rests, the next serves",
             lambda: fake.script("account-2", [preset("capacity_429")]),
             "Still there?",
         ),

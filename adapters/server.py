@@ -331,11 +331,24 @@ def _account_rows(proxy: Proxy) -> list[dict[str, Any]]:
                     "enabled": state.enabled,
                     "invalid_reason": state.invalid_reason,
                     "verify_url": state.verify_url,
-                    "consecutive_failures": state.consecutive_failures,
                     "in_flight": state.leases,
                     "cooldowns": cooldowns,
                 }
             )
+    return rows
+
+
+def _endpoint_rows(proxy: Proxy) -> dict[str, dict[str, Any]]:
+    """Each endpoint's breaker state and retry budget (tokens left)."""
+    now = proxy.clock.now()
+    rows = {}
+    for name, health in proxy.engine.pool.endpoints.items():
+        health.retry_at(now)  # refill first
+        rows[name] = {
+            "state": health.state,
+            "consecutive_failures": health.failures,
+            "retry_budget": round(health.tokens, 2),
+        }
     return rows
 
 
@@ -347,7 +360,7 @@ async def health(request: web.Request) -> web.Response:
         {
             "status": "ok" if usable else "degraded",
             "accounts": {"total": len(rows), "usable": len(usable)},
-            "retry_budget": round(proxy.engine.pool.budget_tokens, 2),
+            "endpoints": _endpoint_rows(proxy),
         }
     )
 

@@ -3,7 +3,7 @@
 `Timeline` observes the engine's steps (`Engine.on_step`) and the effects the runner performs
 (it is a `TraceSink`), and renders per request lines such as
 
-    +0.000s  Selecting --account_granted--> Fetching   attempt 1: account-1 @ daily
+    +0.000s  Selecting --target_granted--> Fetching   attempt 1: account-1 @ daily
     +0.012s  Fetching --rate_limited--> Switching      account-1 rests 60s (quota exhausted)
 
 Times are relative to the request's arrival. Account ids are opaque; no secret is involved.

@@ -3,6 +3,8 @@ shared pool, and append effects; they never perform I/O.
 
 Row actions run before the state changes (so the entered state sees their settings); state entry
 and exit actions are named in the state list of `engine.table`. `ACTIONS` maps names to functions.
+What a failure records in the shared pool before any guard reads it (stated resets, 429 dedup,
+endpoint health) is `Engine._record`'s; the actions here apply what the chosen row adds.
 """
 
 from __future__ import annotations
@@ -18,32 +20,28 @@ from engine.effects import (
     InvalidateAccount,
     Outcome,
     RelayContent,
+    RestTarget,
     SendAttempt,
     StartTimer,
 )
 from engine.events import (
-    AccountGranted,
-    AccountReleased,
     AccountWithdrawn,
     ContentReceived,
     FallbackModelChosen,
+    NoUsableAccount,
     PoolCoolingDown,
+    TargetGranted,
+    TargetReleased,
 )
 from engine.failures import Failure, FailureKind
 from engine.guards import (
-    capacity_delay_ms,
-    empty_delay_ms,
+    capacity_rest_ms,
     pool_wait_ms,
-    short_limit_delay_ms,
-    smart_backoff_ms,
+    rate_limit_rest_ms,
+    round_pause_ms,
 )
 from engine.request import Request
-
-INVALID_REASONS = {
-    FailureKind.AUTH_REVOKED: "Token revoked - re-authentication required",
-    FailureKind.VERIFICATION_REQUIRED: "Account requires verification",
-    FailureKind.ACCOUNT_BANNED: "Account banned — Gemini disabled for Terms of Service violation",
-}
+from engine.spec import INVALID_REASONS, RATE_LIMIT_KINDS, REST_REASONS, answer
 
 
 def format_duration(ms: float) -> str:
@@ -63,10 +61,11 @@ def _wait(r: Request, delay_ms: float, purpose: str, resume: str) -> None:
     r.wait_until = r.now + delay_ms / 1000.0
     r.wait_purpose = purpose
     r.resume = resume
+    r.waited += delay_ms / 1000.0
 
 
-def _cool_down(r: Request, delay_ms: float, reason: str) -> None:
-    """Rest the account for the model; an effect only if the rest actually got longer."""
+def cool_down_account(r: Request, delay_ms: float, reason: str) -> None:
+    """Rest the request's account for its model; an effect only if the rest got longer."""
     assert r.account is not None
     pool = r.engine.pool
     before = pool.cooldown(r.account, r.model, r.now)
@@ -74,6 +73,20 @@ def _cool_down(r: Request, delay_ms: float, reason: str) -> None:
     if before is None or until > before.until:
         r.effects.append(
             CoolDownAccount(account=r.account, model=r.model, until=until, reason=reason)
+        )
+
+
+def rest_current_target(r: Request, delay_ms: float, reason: str) -> None:
+    """Rest the request's target (account x model @ endpoint); an effect only if it got longer."""
+    assert r.account is not None
+    pool = r.engine.pool
+    before = pool.rest(r.account, r.model, r.endpoint, r.now)
+    until = pool.rest_target(r.account, r.model, r.endpoint, r.now + delay_ms / 1000.0, reason)
+    if before is None or until > before.until:
+        r.effects.append(
+            RestTarget(
+                account=r.account, model=r.model, endpoint=r.endpoint, until=until, reason=reason
+            )
         )
 
 
@@ -104,17 +117,18 @@ def _earliest_reset(r: Request) -> float | None:
 
 # state entry and exit -------------------------------------------------------------------------
 def ask_pool(r: Request) -> None:
-    r.pending.append(r.engine.pool.select(r.model, r.now, r.tried))
+    r.pending.append(r.engine.pool.select(r.model, r.now, r))
 
 
 def send_attempt(r: Request) -> None:
-    """Send the next attempt, unless a concurrent request has meanwhile put the account to rest
-    for this model or invalidated it: then nothing is sent and the account is withdrawn."""
+    """Send the next attempt, unless a concurrent request has meanwhile put the target to rest
+    for this model or invalidated its account: then nothing is sent and it is withdrawn."""
     assert r.account is not None
-    if not r.engine.pool.usable(r.account, r.model, r.now):
+    if not r.engine.pool.usable(r.account, r.model, r.now, r.endpoint):
         r.pending.append(AccountWithdrawn())
         return
     r.sends += 1
+    r.sent.add(r.target)
     r.in_flight = True
     r.effects.append(
         SendAttempt(
@@ -141,12 +155,19 @@ def disarm_timer(r: Request) -> None:
     r.wait_until = None
 
 
-def release_account(r: Request) -> None:
-    if r.account is not None:
+def _release(r: Request) -> None:
+    if r.leased and r.account is not None:
         r.engine.pool.release(r.account)
-        r.account = None
+    r.leased = False
+    if r.probing:  # a probe that got no answer (the answers were recorded already)
+        r.engine.pool.endpoints[r.endpoint].probe_abandoned(r.now)
+        r.probing = False
+
+
+def leave_target(r: Request) -> None:
+    _release(r)
     r.attempts += 1
-    r.pending.append(AccountReleased())
+    r.pending.append(TargetReleased())
 
 
 def choose_fallback_model(r: Request) -> None:
@@ -155,53 +176,124 @@ def choose_fallback_model(r: Request) -> None:
 
 
 def finish(r: Request) -> None:
-    if r.account is not None:
-        r.engine.pool.release(r.account)
-        r.account = None
+    _release(r)
     assert r.outcome is not None
     r.effects.append(Finish(outcome=r.outcome))
 
 
 # Selecting ------------------------------------------------------------------------------------
-def take_account(r: Request) -> None:
-    assert isinstance(r.event, AccountGranted)
+def take_target(r: Request) -> None:
+    assert isinstance(r.event, TargetGranted)
     r.account = r.event.account
+    r.endpoint = r.event.endpoint
+    r.leased = True
+    r.probing = r.event.probe
     r.tried.add(r.account)
-    r.reset_account_counters()
 
 
-def take_account_then_throttle(r: Request) -> None:
-    take_account(r)
-    assert isinstance(r.event, AccountGranted)
+def take_target_then_throttle(r: Request) -> None:
+    take_target(r)
+    assert isinstance(r.event, TargetGranted)
     _wait(r, r.event.throttle_ms, "hybrid throttle", "fetch")
+
+
+_WAIT_PURPOSES = {
+    "capacity": "every target out of capacity",
+    "rate_limit": "every account cooling down",
+    "endpoint": "every usable endpoint failing (circuit open)",
+    "budget": "the failing endpoints' retry budget spent",
+}
 
 
 def wait_for_pool(r: Request) -> None:
     assert isinstance(r.event, PoolCoolingDown)
     r.pool_waits += 1
-    _wait(r, pool_wait_ms(r), "every account cooling down", "select")
+    _wait(r, pool_wait_ms(r), _WAIT_PURPOSES.get(r.event.cause, r.event.cause), "select")
 
 
-def fail_rate_limited(r: Request) -> None:
-    assert isinstance(r.event, PoolCoolingDown)
-    wait_ms = (r.event.until - r.now) * 1000.0
-    _fail(
-        r,
-        429,
-        "rate_limit_error",
-        f"Rate limited on {r.model}: every account is cooling down. "
-        f"Quota will reset after {format_duration(wait_ms)}.",
-        retry_after_s=r.retry_after_s(r.event.until),
+def fail_cooling_down(r: Request) -> None:
+    """Nothing usable soon enough: say when something will be."""
+    event = r.event
+    assert isinstance(event, PoolCoolingDown)
+    after = format_duration((event.until - r.now) * 1000.0)
+    retry_after = r.retry_after_s(event.until)
+    if event.cause == "rate_limit":
+        _fail(
+            r,
+            429,
+            "rate_limit_error",
+            f"Rate limited on {r.model}: every account is cooling down. "
+            f"Quota will reset after {after}.",
+            retry_after_s=retry_after,
+        )
+        return
+    what = {
+        "capacity": f"No capacity for {r.model} on any account; the earliest is back in {after}.",
+        "endpoint": f"Every endpoint of the upstream is failing; the next probe is in {after}.",
+        "budget": "The upstream is failing for many requests; retry budget spent, next retry "
+        f"possible in {after}.",
+    }.get(event.cause, f"Nothing can serve {r.model} for {after}.")
+    _fail(r, 529, "overloaded_error", what, retry_after_s=retry_after)
+
+
+def pause_before_round(r: Request) -> None:
+    delay = round_pause_ms(r)
+    r.rounds += 1
+    r.avoid.clear()  # every target may be retried (each retry costs its endpoint a token)
+    purpose = "empty response" if _last_was_empty(r) else "every target failed"
+    _wait(r, delay, purpose, "select")
+
+
+def _last_was_empty(r: Request) -> bool:
+    return r.last_failure is not None and r.last_failure.kind is FailureKind.EMPTY_RESPONSE
+
+
+def finish_with_placeholder(r: Request) -> None:
+    r.outcome = Outcome(
+        ok=True, model=r.model, placeholder=True, failure=FailureKind.EMPTY_RESPONSE
     )
 
 
 def fail_no_account(r: Request) -> None:
-    reasons = getattr(r.event, "reasons", ())
-    _fail(r, 500, "api_error", "No usable account: " + "; ".join(reasons) + ".", retryable=False)
+    assert isinstance(r.event, NoUsableAccount)
+    reasons = "; ".join(r.event.reasons)
+    _fail(r, 500, "api_error", f"No usable account: {reasons}.", retryable=False)
+
+
+def fail_attempts_exhausted(r: Request) -> None:
+    f = r.last_failure
+    tried = len(r.tried)
+    detail = (
+        f" Last upstream error ({f.kind.value}): {f.message}"
+        if f and f.message
+        else (f" Last failure: {f.kind.value}." if f else "")
+    )
+    if f is not None and f.kind in RATE_LIMIT_KINDS:
+        until = _earliest_reset(r)
+        wait_ms = ((until - r.now) * 1000.0) if until else 0.0
+        _fail(
+            r,
+            429,
+            "rate_limit_error",
+            f"Rate limited on {r.model} after {r.attempts} attempts on {tried} accounts. "
+            f"Quota will reset after {format_duration(wait_ms)}.",
+            retry_after_s=r.retry_after_s(until) if until else None,
+        )
+        return
+    if f is not None and f.kind is FailureKind.EMPTY_RESPONSE:
+        message = f"The upstream returned an empty response {r.attempts} times."
+    else:
+        message = f"All {r.attempts} attempts on {tried} accounts failed for {r.model}.{detail}"
+    status, error_type = answer(f.kind, f.status) if f else (500, "api_error")
+    _fail(r, status, error_type, message)
 
 
 # Fetching and Streaming -----------------------------------------------------------------------
 def open_stream(r: Request) -> None:
+    return None
+
+
+def leave_withdrawn_account(r: Request) -> None:
     return None
 
 
@@ -227,9 +319,7 @@ def fail_after_commit(r: Request) -> None:
 
 def fail_with_upstream_error(r: Request) -> None:
     failure = _note_failure(r)
-    status, error_type = (
-        (413, "request_too_large") if failure.status == 413 else (400, "invalid_request_error")
-    )
+    status, error_type = answer(failure.kind, failure.status)
     _fail(
         r,
         status,
@@ -239,74 +329,37 @@ def fail_with_upstream_error(r: Request) -> None:
     )
 
 
-def fail_retry_budget(r: Request) -> None:
-    _note_failure(r)
-    _fail(
-        r,
-        529,
-        "overloaded_error",
-        "The upstream is failing for many requests; retry budget exhausted, not retrying.",
-    )
-
-
-def wait_for_capacity(r: Request) -> None:
-    _note_failure(r)
-    delay = capacity_delay_ms(r)
-    r.capacity_retries += 1
-    _wait(r, delay, "model capacity", "fetch")
-
-
-def rest_after_capacity(r: Request) -> None:
+def rest_target(r: Request) -> None:
+    """Capacity: the target rests for the server's hint (the tier without one); after
+    `max_capacity_retries` capacity failures on it this request avoids it."""
     failure = _note_failure(r)
-    p = r.engine.policy
-    jitter = (r.engine.rng.random() - 0.5) * p.capacity_jitter_ms
-    _cool_down(r, max(failure.reset_ms or 0, p.capacity_cooldown_ms + jitter), "capacity exhausted")
+    hits = r.capacity_hits[r.target] = r.capacity_hits.get(r.target, 0) + 1
+    rest_current_target(r, capacity_rest_ms(r), REST_REASONS[failure.kind])
+    if hits > r.engine.policy.max_capacity_retries:
+        r.avoid.add(r.target)
 
 
-def wait_subsecond_reset(r: Request) -> None:
+def rest_account_model(r: Request) -> None:
+    """Rate limit or quota: the account rests for the model until the stated reset (the tier
+    without one; a concurrent 429 in the dedup window does not escalate); after
+    `max_rate_limit_retries` limits on it this request gives the account up."""
     failure = _note_failure(r)
-    r.subsecond_retries += 1
-    _wait(r, failure.reset_ms or 0, "sub-second rate limit", "fetch")
-
-
-def rest_after_duplicate_429(r: Request) -> None:
-    _note_failure(r)
-    _cool_down(r, smart_backoff_ms(r), "rate limited (concurrent 429)")
-
-
-def wait_short_rate_limit(r: Request) -> None:
-    _note_failure(r)
-    delay = short_limit_delay_ms(r)
-    r.short_retries += 1
-    _cool_down(r, delay, "rate limited")
-    _wait(r, delay, "short rate limit", "fetch")
-
-
-def rest_after_rate_limit(r: Request) -> None:
-    failure = _note_failure(r)
-    reason = "quota exhausted" if failure.kind is FailureKind.QUOTA_EXHAUSTED else "rate limited"
-    _cool_down(r, smart_backoff_ms(r), reason)
-    r.switch_pause = True
+    assert r.account is not None
+    hits = r.limit_hits[r.account] = r.limit_hits.get(r.account, 0) + 1
+    cool_down_account(r, rate_limit_rest_ms(r), REST_REASONS[failure.kind])
+    if hits > r.engine.policy.max_rate_limit_retries:
+        r.avoid_accounts.add(r.account)
 
 
 def refresh_and_retry(r: Request) -> None:
     _note_failure(r)
-    r.refreshed = True
+    assert r.account is not None
+    r.refreshed.add(r.account)
     r.refresh_next = True
-
-
-def leave_withdrawn_account(r: Request) -> None:
-    return None
-
-
-def give_up_account(r: Request) -> None:
-    if _note_failure(r).kind is FailureKind.AUTH_EXPIRED:
-        r.auth_failures += 1
 
 
 def invalidate_account(r: Request) -> None:
     failure = _note_failure(r)
-    r.auth_failures += 1
     assert r.account is not None
     reason = INVALID_REASONS[failure.kind]
     r.engine.pool.mark_invalid(r.account, reason, failure.verify_url, r.now)
@@ -315,51 +368,27 @@ def invalidate_account(r: Request) -> None:
     )
 
 
-def pause_then_next_endpoint(r: Request) -> None:
-    _note_failure(r)
-    r.endpoint_index += 1
-    _wait(r, r.engine.policy.server_error_pause_ms, "pause after server error", "fetch")
-
-
-def try_next_endpoint(r: Request) -> None:
-    _note_failure(r)
-    r.endpoint_index += 1
-
-
-def count_account_failure(r: Request) -> None:
+def avoid_target(r: Request) -> None:
     _note_failure(r)
     assert r.account is not None
-    until = r.engine.pool.record_failure(r.account, r.model, r.now)
-    if until is not None:
-        r.effects.append(
-            CoolDownAccount(
-                account=r.account, model=r.model, until=until, reason="consecutive failures"
-            )
-        )
+    r.avoid.add(r.target)
+    r.engine.pool.record_target_failure(r.account, r.now)
 
 
-def wait_before_empty_retry(r: Request) -> None:
+def avoid_empty_target(r: Request) -> None:
+    avoid_target(r)
+
+
+def count_endpoint_failure(r: Request) -> None:
+    """The endpoint's health has counted it (`Engine._record`); this request moves on."""
     _note_failure(r)
-    delay = empty_delay_ms(r)
-    r.empty_retries += 1
-    _wait(r, delay, "empty response", "fetch")
+    r.avoid.add(r.target)
 
 
-def finish_with_placeholder(r: Request) -> None:
+def avoid_account(r: Request) -> None:
     _note_failure(r)
-    r.outcome = Outcome(
-        ok=True, model=r.model, placeholder=True, failure=FailureKind.EMPTY_RESPONSE
-    )
-
-
-def fail_empty(r: Request) -> None:
-    _note_failure(r)
-    _fail(
-        r,
-        529,
-        "overloaded_error",
-        f"The upstream returned an empty response {r.empty_retries + 1} times.",
-    )
+    assert r.account is not None
+    r.avoid_accounts.add(r.account)
 
 
 # waits, switching, fallback --------------------------------------------------------------------
@@ -375,62 +404,11 @@ def select_again(r: Request) -> None:
     return None
 
 
-_FAILURE_ANSWERS: dict[FailureKind, tuple[int, str]] = {
-    FailureKind.CAPACITY_EXHAUSTED: (529, "overloaded_error"),
-    FailureKind.EMPTY_RESPONSE: (529, "overloaded_error"),
-    FailureKind.FORBIDDEN: (403, "permission_error"),
-    FailureKind.NOT_FOUND: (404, "not_found_error"),
-}
-
-
-def fail_attempts_exhausted(r: Request) -> None:
-    f = r.last_failure
-    tried = len(r.tried) if r.tried else r.attempts
-    detail = (
-        f" Last upstream error ({f.kind.value}): {f.message}"
-        if f and f.message
-        else (f" Last failure: {f.kind.value}." if f else "")
-    )
-    if f is not None and f.kind in (FailureKind.RATE_LIMITED, FailureKind.QUOTA_EXHAUSTED):
-        until = _earliest_reset(r)
-        wait_ms = ((until - r.now) * 1000.0) if until else 0.0
-        _fail(
-            r,
-            429,
-            "rate_limit_error",
-            f"Rate limited on {r.model} after {r.attempts} attempts on {tried} accounts. "
-            f"Quota will reset after {format_duration(wait_ms)}.",
-            retry_after_s=r.retry_after_s(until) if until else None,
-        )
-        return
-    if r.auth_failures >= r.attempts:  # every account's credentials were refused
-        _fail(
-            r,
-            500,
-            "api_error",
-            f"No usable account: the upstream refused the credentials of every account tried "
-            f"({tried}) for {r.model}.{detail}",
-            retryable=False,
-        )
-        return
-    status, error_type = (
-        _FAILURE_ANSWERS.get(f.kind, (500, "api_error")) if f else (500, "api_error")
-    )
-    _fail(
-        r,
-        status,
-        error_type,
-        f"All {r.attempts} attempts on {tried} accounts failed for {r.model}.{detail}",
-    )
-
-
 def start_fallback_model(r: Request) -> None:
     assert isinstance(r.event, FallbackModelChosen)
     r.model = r.event.model
     r.hops += 1
-    r.attempts = 0
-    r.auth_failures = 0
-    r.tried = set()
+    r.reset_model_counters()
 
 
 # any state --------------------------------------------------------------------------------------
@@ -451,13 +429,14 @@ def time_out(r: Request) -> None:
     _fail(r, 504, "timeout_error", f"No answer from the upstream within the deadline ({waited}).")
 
 
-#: Every public function of this module is an action the table may name (`format_duration`
-#: aside); tests/test_table.py checks that the table and this registry agree exactly.
+#: Every public function of this module is an action the table may name (the helpers named in
+#: `_HELPERS` aside); tests/test_table.py checks that the table and this registry agree exactly.
+_HELPERS = frozenset({"format_duration", "cool_down_account", "rest_current_target"})
 ACTIONS: dict[str, Callable[[Request], None]] = {
     name: fn
     for name, fn in list(globals().items())
     if callable(fn)
     and getattr(fn, "__module__", None) == __name__
     and not name.startswith("_")
-    and name != "format_duration"
+    and name not in _HELPERS
 }

@@ -2,22 +2,22 @@
 
 A step is one event the machine handles (internal ones included), content relays excluded. With
 
-    E = len(endpoints)                 C  = max_capacity_retries
-    S1 = max_subsecond_retries         S2 = max_short_rate_limit_retries
-    M = max_empty_retries              W  = max_pool_waits
-    A = max(max_retries, accounts + 1) F  = len(fallback chain) (<= max_fallback_depth)
+    E = len(endpoints)                   N = max(max_retries, accounts + 1) * E
+    W = max_pool_waits                   R = max_retry_rounds
+    F = len(fallback chain) (<= max_fallback_depth), 0 without fallback
 
-one account attempt sends at most U = E + C + S1 + S2 + M + 1 upstream requests (one per
-endpoint, each bounded retry once, one token refresh). Each send costs at most 3 steps (its
-answer, the stream's end, the timer that resumes it); entering and leaving the account costs at
-most 4 (grant, throttle timer, release, switch-pause timer). So one model costs at most
-A * (3U + 4) + 2 steps (+2 for the pool answer and the fallback hop), every pool wait 2 steps,
-and the outcome 1:
+every failed attempt ends in Switching, which counts it, and a model allows N of them. One
+attempt costs at most 6 steps (the grant, a throttle's timer, the stream's opening, its end,
+the release, a switch pause's timer); a token refresh re-sends once per account, at most 3 more
+steps per account; leaving a model for its fallback costs 2 (the row into Fallback and the
+choice). Each pool wait costs 2 steps (the pool's answer and the timer), each retry round 2,
+and the end 2 (the last answer and the outcome's cause):
 
-    steps <= (F + 1) * (A * (3U + 4) + 2) + 2W + 1
+    steps <= (F + 1) * (6N + 3 * accounts + 2) + 2W + 2R + 2
 
-In time: no wait starts that would end past the deadline, and the deadline fails any request
-that has not committed, so an uncommitted request ends by `started + deadline_ms`.
+In time: no wait starts that would end past the deadline or push the waiting before the first
+byte past `max_wait_before_error_ms`, and the deadline fails any request that has not
+committed, so an uncommitted request ends by `started + deadline_ms`.
 """
 
 from __future__ import annotations
@@ -25,21 +25,10 @@ from __future__ import annotations
 from engine.policy import Policy
 
 
-def sends_per_account_attempt(policy: Policy) -> int:
-    return (
-        len(policy.endpoints)
-        + policy.max_capacity_retries
-        + policy.max_subsecond_retries
-        + policy.max_short_rate_limit_retries
-        + policy.max_empty_retries
-        + 1
-    )
-
-
 def step_bound(policy: Policy, accounts: int, model: str | None = None) -> int:
     """The most steps a request for `model` can take before its outcome (formula above)."""
     hops = policy.max_fallback_depth if model is None else len(policy.fallback_chain(model))
     if not policy.fallback_enabled:
         hops = 0
-    per_model = policy.max_attempts(accounts) * (3 * sends_per_account_attempt(policy) + 4) + 2
-    return (hops + 1) * per_model + 2 * policy.max_pool_waits + 1
+    per_model = 6 * policy.max_failed_sends(accounts) + 3 * accounts + 2
+    return (hops + 1) * per_model + 2 * policy.max_pool_waits + 2 * policy.max_retry_rounds + 2

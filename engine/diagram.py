@@ -1,4 +1,5 @@
-"""Diagrams of the request machine, generated from `engine.table` (pure: text in, text out).
+"""Diagrams of the request machine, generated from `engine.table`, and of each endpoint's
+circuit breaker, generated from `engine.health.BREAKER_TABLE` (pure: text in, text out).
 
 `mermaid()` and `dot()` (Graphviz) draw the state chart: one edge per source and destination,
 labelled with the triggers that take it; `markdown_table()` lists every row of the decision
@@ -12,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
+from engine.health import BREAKER_TABLE, CLOSED
 from engine.table import DONE, FAILED, NON_TERMINAL, STATES, TRANSITIONS, Row
 
 _EVERYWHERE = ("client_disconnected", "deadline_expired")
@@ -58,6 +60,37 @@ def mermaid() -> str:
     )
     lines.append("    note left of Selecting\n        * only when its guards hold\n    end note")
     return "\n".join(lines) + "\n"
+
+
+def breaker_mermaid() -> str:
+    """Each endpoint's circuit breaker as a Mermaid state chart (one edge per row, labelled
+    with its trigger and guard)."""
+    lines = ["stateDiagram-v2", "    direction LR", f"    [*] --> {CLOSED}"]
+    for row in BREAKER_TABLE:
+        guard = f" [{row.guard}]" if row.guard else ""
+        lines.append(f"    {row.source} --> {row.dest}: {row.trigger}{guard}")
+    return "\n".join(lines) + "\n"
+
+
+def breaker_table() -> str:
+    out = [
+        "# The endpoint breaker",
+        "",
+        "Generated from `engine/health.py` by `make diagrams`; do not edit by hand. Each",
+        "endpoint has one; rows for one state and trigger are tried in order.",
+        "",
+        "```mermaid",
+        breaker_mermaid() + "```",
+        "",
+        "| from | trigger | guard | to | note |",
+        "|---|---|---|---|---|",
+    ]
+    for row in BREAKER_TABLE:
+        out.append(
+            f"| `{row.source}` | `{row.trigger}` | {row.guard or '(otherwise)'} | "
+            f"`{row.dest}` | {row.note} |"
+        )
+    return "\n".join(out) + "\n"
 
 
 # Graphviz ---------------------------------------------------------------------------------------
@@ -219,7 +252,12 @@ def embed_in_readme(readme: str) -> str:
     start, end = readme.find(README_START), readme.find(README_END)
     if start < 0 or end < start:
         return readme
-    block = f"{README_START}\n```mermaid\n{mermaid()}```\n"
+    block = (
+        f"{README_START}\n```mermaid\n{mermaid()}```\n\n"
+        "Each endpoint's circuit breaker ([diagrams/endpoint-breaker.md]"
+        "(diagrams/endpoint-breaker.md)):\n\n"
+        f"```mermaid\n{breaker_mermaid()}```\n"
+    )
     return readme[:start] + block + readme[end:]
 
 
@@ -237,4 +275,5 @@ def files() -> dict[str, str]:
         + "```\n\n"
         + "The full decision table: [transitions.md](transitions.md).\n",
         "transitions.md": markdown_table(),
+        "endpoint-breaker.md": breaker_table(),
     }

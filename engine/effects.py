@@ -1,9 +1,10 @@
 """What to do: effects the engine returns, named in the imperative, and the request's outcome.
 
-The runner performs I/O effects (`SendAttempt`, `CancelAttempt`, `StartTimer`, `CancelTimer`,
-`Commit`, `RelayContent`, `Finish`). Bookkeeping effects (`CoolDownAccount`, `InvalidateAccount`)
-have already been applied to the shared pool in the same step; they are returned so that logs
-and traces show every decision.
+The runner performs I/O effects (`SendAttempt`, `CancelAttempt`, `Commit`, `RelayContent`,
+`Finish`). Timers are the engine's own (`Engine.timer` / `Engine.handle_timer`): `StartTimer` and
+`CancelTimer` say what it armed, for logs and traces. Bookkeeping effects (`CoolDownAccount`,
+`RestTarget`, `InvalidateAccount`) have already been applied to the shared pool in the same step;
+they are returned so that logs and traces show every decision.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ class CancelAttempt(Effect):
 
 
 class StartTimer(Effect):
-    """Wake the machine with `TimerFired` at monotonic time `at` (`purpose` is for humans)."""
+    """The engine armed its timer for monotonic time `at` (`purpose` is for humans)."""
 
     at: float
     purpose: str
@@ -59,6 +60,16 @@ class CoolDownAccount(Effect):
 
     account: str
     model: str
+    until: float
+    reason: str
+
+
+class RestTarget(Effect):
+    """(Applied) `account` rests for `model` at `endpoint` until monotonic time `until`."""
+
+    account: str
+    model: str
+    endpoint: str
     until: float
     reason: str
 

@@ -1,9 +1,11 @@
 """What happened: the typed events that drive a request machine, named in the past tense.
 
-External events come from the runner (upstream answers, timers, the client). Internal events are
-produced by the engine itself when a state asks the pool or finishes its bookkeeping
-(`AccountGranted`, `PoolCoolingDown`, `NoUsableAccount`, `AccountReleased`, `FallbackModelChosen`),
-so every decision is a row of the one transition table and shows up in traces.
+External events come from the runner (upstream answers, the client) and from the engine's own
+timer protocol (`TimerFired`, `DeadlineExpired`). Internal events are produced by the engine
+itself when a state asks the pool or finishes its bookkeeping (`TargetGranted`,
+`PoolCoolingDown`, `AllTargetsFailed`, `NoUsableAccount`, `TargetReleased`,
+`FallbackModelChosen`), so every decision is a row of the one transition table and shows up in
+traces.
 """
 
 from __future__ import annotations
@@ -22,19 +24,31 @@ class Event(BaseModel):
     trigger: ClassVar[str]
 
 
-class AccountGranted(Event):
-    """The pool leased `account`; `throttle_ms` > 0 asks for a pause first (hybrid fallback)."""
+class TargetGranted(Event):
+    """The pool leased `account` for an attempt at `endpoint`; `throttle_ms` > 0 asks for a pause
+    first (hybrid fallback); `probe` says the attempt is the endpoint's half-open probe."""
 
-    trigger: ClassVar[str] = "account_granted"
+    trigger: ClassVar[str] = "target_granted"
     account: str
+    endpoint: str
     throttle_ms: int = 0
+    probe: bool = False
 
 
 class PoolCoolingDown(Event):
-    """Every usable account cools down for this model; the earliest is free at `until`."""
+    """No target is usable now; the earliest becomes usable at `until`. `cause` says what blocks
+    it: `rate_limit` (an account x model cooldown), `capacity` (a target's rest), `endpoint`
+    (an open circuit breaker) or `budget` (the endpoint's retry budget is spent)."""
 
     trigger: ClassVar[str] = "pool_cooling_down"
     until: float
+    cause: str = "rate_limit"
+
+
+class AllTargetsFailed(Event):
+    """Every target this request could use has failed for it (none is merely resting)."""
+
+    trigger: ClassVar[str] = "all_targets_failed"
 
 
 class NoUsableAccount(Event):
@@ -45,16 +59,16 @@ class NoUsableAccount(Event):
 
 
 class AccountWithdrawn(Event):
-    """Since the request leased its account, another request put it to rest for this model or
-    invalidated it: the request must not use it again (reset fidelity)."""
+    """Since the request leased its target, another request put it to rest for this model or
+    invalidated it: nothing is sent (reset fidelity)."""
 
     trigger: ClassVar[str] = "account_withdrawn"
 
 
-class AccountReleased(Event):
-    """The request gave its account back after failing on it (attempt counted)."""
+class TargetReleased(Event):
+    """The request left its target after failing on it (attempt counted, lease returned)."""
 
-    trigger: ClassVar[str] = "account_released"
+    trigger: ClassVar[str] = "target_released"
 
 
 class FallbackModelChosen(Event):
@@ -78,10 +92,12 @@ class UpstreamFailed(Event):
 
 
 class UpstreamUnreachable(Event):
-    """No answer: connection refused or reset, an attempt timeout, the token endpoint down."""
+    """No answer: connection refused or reset, an attempt timeout; or (`credentials`) no access
+    token, because the token endpoint is down (nothing was sent to the upstream)."""
 
     trigger: ClassVar[str] = "upstream_unreachable"
     reason: str = "connection failed"
+    credentials: bool = False
 
 
 class StreamOpened(Event):
@@ -129,11 +145,12 @@ class DeadlineExpired(Event):
 
 
 INTERNAL_EVENTS: tuple[type[Event], ...] = (
-    AccountGranted,
+    TargetGranted,
     PoolCoolingDown,
+    AllTargetsFailed,
     NoUsableAccount,
     AccountWithdrawn,
-    AccountReleased,
+    TargetReleased,
     FallbackModelChosen,
 )
 EXTERNAL_EVENTS: tuple[type[Event], ...] = (

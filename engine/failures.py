@@ -33,39 +33,11 @@ class FailureKind(StrEnum):
     SERVER_ERROR = "server_error"  # 5xx that is not capacity
     INVALID_REQUEST = "invalid_request"  # 400: the request itself is wrong, never retried
     CLIENT_ERROR = "client_error"  # other 4xx (402, 409, 413, 422...), never retried
-    UNREACHABLE = "unreachable"  # connection failed, attempt timed out, token endpoint down
+    UNREACHABLE = "unreachable"  # connection refused or reset, attempt timed out
+    CREDENTIALS_UNAVAILABLE = "credentials_unavailable"  # the token endpoint is down or slow
     EMPTY_RESPONSE = "empty_response"  # a 2xx stream that ended without any content
     STREAM_BROKEN = "stream_broken"  # a 2xx stream that broke off
 
-
-#: Kinds that say the upstream (not the account, not the request) is struggling. Retrying them
-#: costs retry-budget tokens, so a pool-wide outage cannot turn into a retry storm.
-OVERLOAD_KINDS = frozenset(
-    {
-        FailureKind.CAPACITY_EXHAUSTED,
-        FailureKind.SERVER_ERROR,
-        FailureKind.UNREACHABLE,
-        FailureKind.EMPTY_RESPONSE,
-        FailureKind.STREAM_BROKEN,
-    }
-)
-#: Kinds that mean this account must not be used again until a person acts.
-ACCOUNT_UNUSABLE_KINDS = frozenset(
-    {FailureKind.AUTH_REVOKED, FailureKind.VERIFICATION_REQUIRED, FailureKind.ACCOUNT_BANNED}
-)
-#: Kinds where the next endpoint (then another account) may succeed.
-ENDPOINT_FAILURE_KINDS = frozenset(
-    {
-        FailureKind.FORBIDDEN,
-        FailureKind.NOT_FOUND,
-        FailureKind.VERSION_REJECTED,
-        FailureKind.SERVER_ERROR,
-        FailureKind.UNREACHABLE,
-        FailureKind.STREAM_BROKEN,
-    }
-)
-RATE_LIMIT_KINDS = frozenset({FailureKind.RATE_LIMITED, FailureKind.QUOTA_EXHAUSTED})
-CLIENT_ERROR_KINDS = frozenset({FailureKind.INVALID_REQUEST, FailureKind.CLIENT_ERROR})
 
 #: ErrorInfo reasons (and the adapter's equivalents for non-JSON bodies) the table looks at.
 REASON_CAPACITY = "MODEL_CAPACITY_EXHAUSTED"

@@ -5,8 +5,13 @@ request (a request is a slotted object whose `state` the machine moves; nothing 
 per request, so setup costs one allocation). `Engine.handle(request, event, now)` classifies
 upstream facts, fires the event's trigger, runs the internal events that states produce, and
 returns the effects for the runner. An event the table does not declare for the current state
-raises `UnexpectedEvent` and changes nothing; an unexpected exception inside an action fails the
-request with an internal error instead of leaving it half-moved.
+raises `UnexpectedEvent` and changes nothing; an unexpected exception inside an action (or a
+failure kind without a trigger) fails the request with an internal error, releasing what it
+holds, instead of leaving it half-moved.
+
+Timers are the engine's (as aioquic's `get_timer`/`handle_timer`): `Engine.timer(request)` says
+when the request must next be woken, `Engine.handle_timer(request, now)` decides what that
+moment is (the end of its wait, or its deadline) and handles it. The runner only sleeps.
 """
 
 from __future__ import annotations
@@ -19,34 +24,28 @@ from typing import Any
 from transitions import Machine, MachineError
 
 from engine.actions import ACTIONS
-from engine.effects import CancelAttempt, CancelTimer, CoolDownAccount, Effect, Finish, Outcome
+from engine.actions import cool_down_account, rest_current_target
+from engine.effects import CancelAttempt, CancelTimer, Effect, Finish, Outcome
 from engine.events import (
+    DeadlineExpired,
     Event,
     StreamBroken,
     StreamEnded,
+    StreamOpened,
+    TimerFired,
     UpstreamFailed,
     UpstreamUnreachable,
 )
-from engine.failures import (
-    OVERLOAD_KINDS,
-    RATE_LIMIT_KINDS,
-    Failure,
-    FailureKind,
-    classify,
-)
+from engine.failures import Failure, FailureKind, classify
 from engine.guards import GUARDS
 from engine.policy import Policy
 from engine.pool import AccountPool
 from engine.request import Request
-from engine.table import AFTER_COMMIT, FAILED, FAILURE_TRIGGERS, STATES, TRANSITIONS
+from engine.spec import FAILURE_TRIGGERS, RATE_LIMIT_KINDS, REST_REASONS, SPEC, Scope
+from engine.table import AFTER_COMMIT, FAILED, STATES, TRANSITIONS
 
 _ATTEMPT_ENDS = (UpstreamFailed, UpstreamUnreachable, StreamEnded, StreamBroken)
-REST_REASONS = {
-    FailureKind.QUOTA_EXHAUSTED: "quota exhausted",
-    FailureKind.RATE_LIMITED: "rate limited",
-    FailureKind.CAPACITY_EXHAUSTED: "capacity exhausted",
-}
-RESET_KINDS = frozenset(REST_REASONS)
+_EPS = 1e-9
 
 
 class UnexpectedEvent(Exception):
@@ -163,18 +162,53 @@ class Engine:
         """Feed one external event at monotonic time `now`; return the effects to perform."""
         if request.outcome is not None:
             raise UnexpectedEvent(request.state, event)
-        trigger, failure = self.trigger_of(request, event)
+        request.now = now
+        request.effects = []
+        try:
+            trigger, failure = self.trigger_of(request, event)
+        except KeyError as err:  # a failure kind without a trigger: the engine's own defect
+            self._crash(request, err)
+            return request.effects
         machine_event = self._events.get(trigger)
         if machine_event is None or request.state not in machine_event.transitions:
             raise UnexpectedEvent(request.state, event)
-        request.now = now
-        request.effects = []
         try:
             self._fire(request, event, trigger, failure)
             self._drain(request)
         except Exception as err:
             self._crash(request, err)
         return request.effects
+
+    # the timer protocol ---------------------------------------------------------------------
+    def timer(self, request: Request) -> float | None:
+        """When `request` must next be woken (monotonic s), or None."""
+        return request.timer()
+
+    def timer_event(self, request: Request, now: float) -> Event | None:
+        """What being woken at `now` means: the deadline (before commit) wins over the wait;
+        None when nothing is due yet (woken early)."""
+        if request.outcome is not None:
+            return None
+        if not request.committed and now + _EPS >= request.deadline:
+            return DeadlineExpired()
+        if request.wait_until is not None and now + _EPS >= request.wait_until:
+            return TimerFired()
+        return None
+
+    def timer_time(self, request: Request, event: Event) -> float:
+        """The time a timer event happened at for the machine: its scheduled moment (a wake-up
+        a few microseconds late is the runner's, not the request's, so live runs and their
+        replays see identical times)."""
+        if isinstance(event, TimerFired) and request.wait_until is not None:
+            return max(request.now, request.wait_until)
+        return max(request.now, request.deadline)
+
+    def handle_timer(self, request: Request, now: float) -> list[Effect]:
+        """Handle being woken at `now` (`timer` said when); [] when nothing is due yet."""
+        event = self.timer_event(request, now)
+        if event is None:
+            return []
+        return self.handle(request, event, self.timer_time(request, event))
 
     def trigger_of(self, request: Request, event: Event) -> tuple[str, Failure | None]:
         """The table trigger `event` fires for `request`, and the failure it reports (pure).
@@ -186,7 +220,8 @@ class Engine:
         if isinstance(event, UpstreamFailed):
             failure = classify(event.facts, event.wall)
         elif isinstance(event, UpstreamUnreachable):
-            failure = Failure(kind=FailureKind.UNREACHABLE, message=event.reason)
+            kind = FailureKind.CREDENTIALS_UNAVAILABLE if event.credentials else None
+            failure = Failure(kind=kind or FailureKind.UNREACHABLE, message=event.reason)
         elif isinstance(event, StreamBroken):
             failure = Failure(kind=FailureKind.STREAM_BROKEN, message=event.reason)
         elif request.committed:
@@ -210,8 +245,12 @@ class Engine:
         if isinstance(event, _ATTEMPT_ENDS):
             request.in_flight = False
             request.failure = failure
-            if failure is not None and not request.committed:
+            if failure is not None:
                 self._record(request, failure)
+            elif request.probing:
+                self._answered(request)
+        elif isinstance(event, StreamOpened):
+            self._answered(request)
         source = request.state
         try:
             moved = self._events[trigger].trigger(request)
@@ -222,29 +261,33 @@ class Engine:
         if self.on_step is not None:
             self.on_step(request, source, trigger, request.state)
 
+    def _answered(self, request: Request) -> None:
+        """The endpoint answered (the probe, if this was one, succeeded)."""
+        self.pool.endpoints[request.endpoint].answered(request.now)
+        request.probing = False
+
     def _record(self, request: Request, failure: Failure) -> None:
-        """Record in the shared pool what the failure says, before any guard reads it: the
-        upstream's stated reset, a 429's dedup and strikes, an overload's retry-budget token."""
-        if failure.reset_ms and failure.kind in RESET_KINDS and request.account is not None:
-            reason = REST_REASONS[failure.kind]
-            until = self.pool.cool_down(
-                request.account,
-                request.model,
-                request.now + failure.reset_ms / 1000.0,
-                reason,
-                request.now,
-            )
-            request.effects.append(
-                CoolDownAccount(
-                    account=request.account, model=request.model, until=until, reason=reason
-                )
-            )
-        if failure.kind in OVERLOAD_KINDS:
-            self.pool.spend_retry_token()
-        if failure.kind in RATE_LIMIT_KINDS and request.account is not None:
+        """Record in the shared pool what the failure says, before any guard reads it and
+        whichever row is taken (also after commit): the endpoint's health, a stated reset on
+        the scope it belongs to, a 429's dedup and strikes."""
+        spec = SPEC[failure.kind]
+        if spec.scope is Scope.ENDPOINT:
+            self.pool.endpoints[request.endpoint].failed(request.now)
+            request.probing = False
+        elif spec.scope is not Scope.TOKEN_ENDPOINT:
+            self._answered(request)
+        if request.account is None:
+            return
+        if failure.kind in RATE_LIMIT_KINDS:
             request.rl_duplicate, request.rl_strikes = self.pool.note_rate_limit(
                 request.account, request.model, request.id, request.now
             )
+        if failure.reset_ms is None:
+            return
+        if failure.kind in RATE_LIMIT_KINDS:
+            cool_down_account(request, failure.reset_ms, REST_REASONS[failure.kind])
+        elif failure.kind is FailureKind.CAPACITY_EXHAUSTED:
+            rest_current_target(request, failure.reset_ms, REST_REASONS[failure.kind])
 
     def _crash(self, request: Request, err: Exception) -> None:
         """An action raised: fail the request (recorded), release what it holds."""
@@ -256,9 +299,13 @@ class Engine:
         if request.timer_armed:
             request.effects.append(CancelTimer())
             request.timer_armed = False
-        if request.account is not None:
+        request.wait_until = None
+        if request.leased and request.account is not None:
             self.pool.release(request.account)
-            request.account = None
+            request.leased = False
+        if request.probing:
+            self.pool.endpoints[request.endpoint].probe_abandoned(request.now)
+            request.probing = False
         request.pending.clear()
         request.state = FAILED
         request.outcome = Outcome(

@@ -55,13 +55,26 @@ class Weights(_Frozen):
     lru: float = Field(0.1, ge=0, le=5)
 
 
-class RetryBudget(_Frozen):
-    """*new* Pool-wide retry budget (gRPC retry throttling): each overload failure costs one
-    token, each success refunds `token_ratio`; retries after an overload failure are allowed only
-    while more than half of `max_tokens` remain."""
+class Breaker(_Frozen):
+    """*new* Each endpoint's circuit breaker (DESIGN §2.1): after `failures_to_open` consecutive
+    endpoint failures (refused or reset connections, timeouts, 5xx, streams broken before
+    commit) the endpoint is skipped; one probe request may try it after `first_probe_ms`, then
+    after an interval that doubles on every failed probe up to `max_probe_ms`; a probe that
+    gets any answer closes it."""
 
-    max_tokens: float = Field(100, gt=0, le=10_000)
-    token_ratio: float = Field(0.1, gt=0, le=1)
+    failures_to_open: int = Field(3, ge=1, le=100)
+    first_probe_ms: int = Field(1000, ge=1, le=600_000)
+    max_probe_ms: int = Field(30_000, ge=1, le=3_600_000)
+
+
+class EndpointBudget(_Frozen):
+    """*new* Each endpoint's retry budget: retrying a target this request already failed on
+    costs a token; tokens refill with time. First attempts and moves to another target never
+    cost one, so an outage cannot turn into a retry storm, and a healthy endpoint is never
+    starved by a sick one."""
+
+    max_tokens: float = Field(20, gt=0, le=10_000)
+    refill_per_s: float = Field(1, gt=0, le=1000)
 
 
 DEFAULT_FALLBACK_CHAINS: dict[str, tuple[str, ...]] = {
@@ -79,32 +92,38 @@ class Policy(_Frozen):
     strategy: Literal["sticky", "round-robin", "hybrid"] = "hybrid"
     endpoints: tuple[str, ...] = Field(("daily", "prod"), min_length=1, max_length=8)
 
-    # Attempts and waits (seed §1.1)
+    # Attempts and waits (seed §1.1, with DESIGN §2's v2 changes)
     max_retries: int = Field(5, ge=1, le=20)
-    default_cooldown_ms: int = Field(10_000, ge=1000, le=300_000)
+    """Account attempts per model: `max(max_retries, accounts + 1)`, each on every endpoint."""
     max_wait_before_error_ms: Ms = Field(120_000, le=600_000)
+    """All waiting before the first byte (pool, capacity, rate limit, backoff) together stays
+    within this; past it the request answers 429/529 with `retry-after`."""
     rate_limit_dedup_window_ms: Ms = Field(2000, le=30_000)
-    first_retry_delay_ms: int = Field(1000, ge=1, le=60_000)
-    max_backoff_ms: int = Field(60_000, ge=1)
-    min_backoff_ms: Ms = 2000
-    switch_account_delay_ms: Ms = Field(5000, le=60_000)
-    max_consecutive_failures: int = Field(3, ge=1, le=10)
-    extended_cooldown_ms: int = Field(60_000, ge=1000, le=600_000)
+    switch_account_delay_ms: Ms = Field(0, le=60_000)
+    """The JS proxy's pause before leaving a rate-limited account (5 s there); 0 by default,
+    and never taken when no other account is usable."""
     capacity_backoff_tiers_ms: tuple[Annotated[int, Field(ge=1, le=300_000)], ...] = Field(
         (5000, 10_000, 20_000, 30_000, 60_000), min_length=1, max_length=10
     )
+    """How long a target rests after capacity exhaustion when the server states no delay."""
     max_capacity_retries: int = Field(5, ge=0, le=10)
-    capacity_cooldown_ms: Ms = 15_000
-    capacity_jitter_ms: Ms = 10_000
+    """Capacity retries of one target per request (then the request avoids it)."""
     rate_limit_backoff_ms: Ms = 30_000
+    """How long an account x model rests after a rate limit without a stated reset."""
     quota_backoff_tiers_ms: tuple[Annotated[int, Field(ge=1)], ...] = Field(
         (60_000, 300_000, 1_800_000, 7_200_000), min_length=1, max_length=10
     )
-    subsecond_reset_ms: Ms = 1000
-    max_empty_retries: int = Field(2, ge=0, le=10)
-    empty_retry_base_ms: Ms = 500
-    empty_response_placeholder: bool = False
+    """How long an account x model rests after quota exhaustion without a stated reset, by
+    strike (a success clears the strikes)."""
+    max_rate_limit_retries: int = Field(3, ge=0, le=20)
+    """*new* Rate-limit retries of one account per request (then the request avoids it)."""
     server_error_pause_ms: Ms = 1000
+    """The pause before retrying targets this request already failed on (doubling per round)."""
+    empty_retry_base_ms: Ms = 500
+    """The same pause after empty answers (500 ms, then 1 s: the JS proxy's empty retries)."""
+    max_retry_rounds: int = Field(2, ge=0, le=10)
+    """*new* Rounds of retrying failed targets once every target failed (JS: 2 empty retries)."""
+    empty_response_placeholder: bool = False
     hybrid_emergency_throttle_ms: Ms = 250
     hybrid_last_resort_throttle_ms: Ms = 500
     global_quota_threshold: float = Field(0, ge=0, lt=1)
@@ -112,13 +131,10 @@ class Policy(_Frozen):
     # New bounds the JavaScript proxy lacks
     deadline_ms: int = Field(600_000, ge=1000, le=86_400_000)
     """*new* A request that has not committed (no content reached the client) by then fails."""
-    max_subsecond_retries: int = Field(3, ge=0, le=20)
-    """*new* Same-endpoint retries for resets under `subsecond_reset_ms` (unbounded in JS)."""
-    max_short_rate_limit_retries: int = Field(3, ge=0, le=20)
-    """*new* Same-account retries for short rate limits (unbounded in JS)."""
     max_pool_waits: int = Field(10, ge=0, le=100)
-    """*new* Waits for the pool's earliest reset per request (uncounted and unbounded in JS)."""
-    retry_budget: RetryBudget | None = RetryBudget()
+    """*new* Waits for the pool's earliest usable moment per request (unbounded in JS)."""
+    breaker: Breaker = Breaker()
+    endpoint_budget: EndpointBudget = EndpointBudget()
 
     # Model fallback (seed §1.6): off unless enabled; chains are checked for cycles.
     fallback_enabled: bool = False
@@ -165,19 +181,20 @@ class Policy(_Frozen):
         """Account attempts per model: `max(max_retries, accounts + 1)` as in the JS proxy."""
         return max(self.max_retries, accounts + 1)
 
+    def max_failed_sends(self, accounts: int) -> int:
+        """Failed attempts per model: every account attempt on every endpoint."""
+        return self.max_attempts(accounts) * len(self.endpoints)
+
 
 PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
     "many-accounts": {
         "max_retries": 3,
-        "default_cooldown_ms": 5000,
         "max_wait_before_error_ms": 60_000,
         "global_quota_threshold": 0.10,
         "rate_limit_dedup_window_ms": 1000,
-        "max_consecutive_failures": 2,
-        "extended_cooldown_ms": 30_000,
+        "breaker": {"failures_to_open": 2},
         "max_capacity_retries": 3,
-        "switch_account_delay_ms": 3000,
         "capacity_backoff_tiers_ms": (3000, 6000, 12_000, 20_000, 40_000),
         "health": {
             "initial": 70,
@@ -195,14 +212,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     "conservative": {
         "strategy": "sticky",
         "max_retries": 8,
-        "default_cooldown_ms": 20_000,
         "max_wait_before_error_ms": 240_000,
         "global_quota_threshold": 0.20,
         "rate_limit_dedup_window_ms": 3000,
-        "max_consecutive_failures": 5,
-        "extended_cooldown_ms": 120_000,
+        "breaker": {"failures_to_open": 5, "max_probe_ms": 60_000},
         "max_capacity_retries": 8,
-        "switch_account_delay_ms": 8000,
         "capacity_backoff_tiers_ms": (8000, 15_000, 30_000, 45_000, 90_000),
         "health": {
             "initial": 80,

@@ -1,23 +1,32 @@
-"""The account pool: shared state of every request, owned here and injected into the engine.
+"""The pool: shared state of every request, owned here and injected into the engine.
 
 Holds accounts (enabled, invalid with reason and verify URL), per account x model cooldowns that
-only ever extend, consecutive failures with the extended cooldown, the 429 dedup memory across
-concurrent requests, quota strikes for the quota backoff tiers, account leases, the strategy,
-and the pool-wide retry budget. Every method is synchronous and takes `now` (monotonic seconds):
-under asyncio no locks are needed, and under a virtual clock everything is deterministic.
+only ever extend, per target (account x model @ endpoint) rests after capacity exhaustion, each
+endpoint's health (circuit breaker and retry budget, `engine.health`), the 429 dedup memory
+across concurrent requests, quota strikes for the quota backoff tiers, account leases and the
+strategy. Every method is synchronous and takes `now` (monotonic seconds): under asyncio no
+locks are needed, and under a virtual clock everything is deterministic.
+
+`select` is where work conservation lives: it grants a target usable now that the request has
+not failed on (its current account first, then accounts it has not tried, by the strategy),
+else says when the earliest one becomes usable and why, else that every target failed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
-from engine.events import AccountGranted, NoUsableAccount, PoolCoolingDown
+from engine.events import AllTargetsFailed, NoUsableAccount, PoolCoolingDown, TargetGranted
+from engine.health import EndpointHealth
 from engine.policy import Policy
 from engine.store import AccountRecord, CooldownRecord, InMemoryStore, StateStore
 from engine.strategies import AccountState, Strategy, make_strategy
 
-Selection = AccountGranted | PoolCoolingDown | NoUsableAccount
+Selection = TargetGranted | PoolCoolingDown | AllTargetsFailed | NoUsableAccount
+Target = tuple[str, str]
+"""(account, endpoint)"""
 REASON_IDS_SHOWN = 10
 """Accounts named per reason when none is usable (the rest are counted)."""
 
@@ -38,6 +47,21 @@ class UnknownAccount(KeyError):
     """An account id that the pool does not hold."""
 
 
+class Seeker(Protocol):
+    """What `select` needs to know about the request asking."""
+
+    @property
+    def account(self) -> str | None: ...
+    @property
+    def tried(self) -> set[str]: ...
+    @property
+    def sent(self) -> set[Target]: ...
+    @property
+    def avoid(self) -> set[Target]: ...
+    @property
+    def avoid_accounts(self) -> set[str]: ...
+
+
 class AccountPool:
     def __init__(
         self,
@@ -53,9 +77,13 @@ class AccountPool:
         self._accounts: dict[str, AccountState] = {}
         self._order: list[AccountState] = []
         self._cooldowns: dict[tuple[str, str], Cooldown] = {}
+        self._rests: dict[tuple[str, str, str], Cooldown] = {}
         self._last_429: dict[tuple[str, str], tuple[float, str]] = {}
         self._strikes: dict[tuple[str, str], _Strikes] = {}
-        self.budget_tokens = policy.retry_budget.max_tokens if policy.retry_budget else 0.0
+        self.endpoints: dict[str, EndpointHealth] = {
+            name: EndpointHealth(name, policy.breaker, policy.endpoint_budget, now)
+            for name in policy.endpoints
+        }
         for item in [*self.store.load(now), *accounts]:
             record = AccountRecord(id=item) if isinstance(item, str) else item
             if record.id not in self._accounts:
@@ -85,7 +113,7 @@ class AccountPool:
         state = self._get(account_id)
         del self._accounts[account_id]
         self._order.remove(state)
-        for table in (self._cooldowns, self._strikes, self._last_429):
+        for table in (self._cooldowns, self._strikes, self._last_429, self._rests):
             for key in [k for k in table if k[0] == account_id]:
                 del table[key]
         self.store.remove_account(account_id)
@@ -141,25 +169,112 @@ class AccountPool:
         self._persist(account_id, now)
         return until
 
-    def usable(self, account_id: str, model: str, now: float) -> bool:
+    def usable(self, account_id: str, model: str, now: float, endpoint: str | None = None) -> bool:
+        """May the account (at `endpoint`, if given) serve `model` now?"""
         state = self._get(account_id)
-        return state.valid and self.cooldown(account_id, model, now) is None
+        if not state.valid or self.cooldown(account_id, model, now) is not None:
+            return False
+        return endpoint is None or self.rest(account_id, model, endpoint, now) is None
+
+    def rest(self, account_id: str, model: str, endpoint: str, now: float) -> Cooldown | None:
+        """The capacity rest still in force for the target, if any."""
+        rest = self._rests.get((account_id, model, endpoint))
+        if rest is None or rest.until <= now:
+            return None
+        return rest
+
+    def rest_target(
+        self, account_id: str, model: str, endpoint: str, until: float, reason: str
+    ) -> float:
+        """Rest account x model @ endpoint until `until` (only ever extends; not persisted:
+        capacity hints are short). Returns the end."""
+        self._get(account_id)
+        key = (account_id, model, endpoint)
+        old = self._rests.get(key)
+        if old is not None and old.until >= until:
+            return old.until
+        self._rests[key] = Cooldown(until, reason)
+        return until
 
     # selection ----------------------------------------------------------------------------
-    def select(self, model: str, now: float, tried: Iterable[str] = ()) -> Selection:
-        """Lease an account for `model`, preferring ones this request has not tried yet."""
+    def select(self, model: str, now: float, seeker: Seeker) -> Selection:
+        """Grant the best target usable now that `seeker` has not failed on: its current
+        account first, then accounts it has not tried (the strategy picks), then the others;
+        endpoints in the policy's order. Retrying a target it already sent to costs that
+        endpoint a budget token. Else: when the earliest target becomes usable and why, or
+        that every target failed for this request, or why no account can serve at all."""
         valid = [a for a in self._order if a.valid]
         if not valid:
             return NoUsableAccount(reasons=self._unusable_reasons())
-        usable = [a for a in valid if self.cooldown(a.id, model, now) is None]
-        if not usable:
-            until = min(self._cooldowns[(a.id, model)].until for a in valid)
-            return PoolCoolingDown(until=until)
-        tried_set = set(tried)
-        candidates = [a for a in usable if a.id not in tried_set] or usable
-        chosen, throttle_ms = self.strategy.choose(self._order, candidates, model, now)
+        usable: dict[str, list[str]] = {}
+        earliest: tuple[float, str] | None = None
+        for a in valid:
+            if a.id in seeker.avoid_accounts:
+                continue
+            for endpoint in self.policy.endpoints:
+                if (a.id, endpoint) in seeker.avoid:
+                    continue
+                until, cause = self._blocked(a.id, model, endpoint, now, seeker)
+                if until <= now:
+                    usable.setdefault(a.id, []).append(endpoint)
+                elif earliest is None or until < earliest[0]:
+                    earliest = (until, cause)
+        if usable:
+            return self._grant(model, now, seeker, usable)
+        if earliest is not None:
+            return PoolCoolingDown(until=earliest[0], cause=earliest[1])
+        return AllTargetsFailed()
+
+    def _blocked(
+        self, account_id: str, model: str, endpoint: str, now: float, seeker: Seeker
+    ) -> tuple[float, str]:
+        """Until when the target is blocked (<= now: usable now), and by what."""
+        until, cause = now, ""
+        cd = self.cooldown(account_id, model, now)
+        if cd is not None:
+            until, cause = cd.until, "rate_limit"
+        rest = self.rest(account_id, model, endpoint, now)
+        if rest is not None and rest.until > until:
+            until, cause = rest.until, "capacity"
+        health = self.endpoints[endpoint]
+        blocked = health.blocked_until(now)
+        if blocked > until:
+            until, cause = blocked, "endpoint"
+        if (account_id, endpoint) in seeker.sent:
+            paid = health.retry_at(now)
+            if paid > until:
+                until, cause = paid, "budget"
+        return until, cause
+
+    def _grant(
+        self, model: str, now: float, seeker: Seeker, usable: dict[str, list[str]]
+    ) -> TargetGranted:
+        throttle_ms = 0
+        if seeker.account in usable:
+            chosen = self._accounts[seeker.account]
+        else:
+            candidates = [a for a in self._order if a.id in usable]
+            fresh = [a for a in candidates if a.id not in seeker.tried] or candidates
+            chosen, throttle_ms = self.strategy.choose(self._order, fresh, model, now)
+        endpoint = usable[chosen.id][0]
         chosen.leases += 1
-        return AccountGranted(account=chosen.id, throttle_ms=throttle_ms)
+        health = self.endpoints[endpoint]
+        probe = health.granted(now)
+        if (chosen.id, endpoint) in seeker.sent:
+            health.spend(now)
+        return TargetGranted(
+            account=chosen.id, endpoint=endpoint, throttle_ms=throttle_ms, probe=probe
+        )
+
+    def other_account_usable(self, model: str, now: float, seeker: Seeker) -> bool:
+        """Is some account other than the seeker's current one usable for `model` now?"""
+        return any(
+            a.valid
+            and a.id != seeker.account
+            and a.id not in seeker.avoid_accounts
+            and self.cooldown(a.id, model, now) is None
+            for a in self._order
+        )
 
     def release(self, account_id: str) -> None:
         state = self._accounts.get(account_id)
@@ -213,28 +328,15 @@ class AccountPool:
         self.strategy.on_rate_limit(state, now)
         return False, strikes.count
 
-    def record_failure(self, account_id: str, model: str, now: float) -> float | None:
-        """An attempt on this account failed for upstream reasons (5xx, network, 403, 404...).
-
-        Returns the end of the extended cooldown when the account reached
-        `max_consecutive_failures`, else None."""
-        state = self._get(account_id)
-        state.consecutive_failures += 1
-        self.strategy.on_failure(state, now)
-        if state.consecutive_failures >= self.policy.max_consecutive_failures:
-            until = now + self.policy.extended_cooldown_ms / 1000.0
-            return self.cool_down(account_id, model, until, "consecutive failures", now)
-        return None
+    def record_target_failure(self, account_id: str, now: float) -> None:
+        """A target-scope failure (403, 404, an empty answer): the strategy hears of it."""
+        self.strategy.on_failure(self._get(account_id), now)
 
     def record_success(self, account_id: str, model: str, now: float) -> None:
         state = self._get(account_id)
-        state.consecutive_failures = 0
         self._strikes.pop((account_id, model), None)
         self._last_429.pop((account_id, model), None)
         self.strategy.on_success(state, now)
-        budget = self.policy.retry_budget
-        if budget is not None:
-            self.budget_tokens = min(budget.max_tokens, self.budget_tokens + budget.token_ratio)
 
     def mark_invalid(
         self, account_id: str, reason: str, verify_url: str | None, now: float
@@ -243,16 +345,6 @@ class AccountPool:
         state.invalid_reason = reason
         state.verify_url = verify_url
         self._persist(account_id, now)
-
-    # retry budget -------------------------------------------------------------------------
-    def spend_retry_token(self) -> None:
-        """An overload failure happened: it costs one token of the pool-wide budget."""
-        if self.policy.retry_budget is not None:
-            self.budget_tokens = max(0.0, self.budget_tokens - 1.0)
-
-    def retries_allowed(self) -> bool:
-        budget = self.policy.retry_budget
-        return budget is None or self.budget_tokens > budget.max_tokens / 2
 
     # persistence --------------------------------------------------------------------------
     def record(self, account_id: str) -> AccountRecord:

@@ -21,13 +21,13 @@ class Request:
     __slots__ = (
         "account",
         "attempts",
-        "auth_failures",
-        "capacity_retries",
+        "avoid",
+        "avoid_accounts",
+        "capacity_hits",
         "committed",
         "deadline",
         "effects",
-        "empty_retries",
-        "endpoint_index",
+        "endpoint",
         "engine",
         "event",
         "failure",
@@ -35,29 +35,32 @@ class Request:
         "id",
         "in_flight",
         "last_failure",
+        "leased",
+        "limit_hits",
         "model",
         "now",
         "outcome",
         "pending",
         "pool_waits",
+        "probing",
         "refresh_next",
         "refreshed",
         "requested_model",
         "resume",
         "rl_duplicate",
         "rl_strikes",
+        "rounds",
         "sends",
-        "short_retries",
+        "sent",
         "started",
         "state",
         "steps",
         "stream",
-        "subsecond_retries",
-        "switch_pause",
         "timer_armed",
         "tried",
         "wait_purpose",
         "wait_until",
+        "waited",
     )
 
     def __init__(self, engine: Engine, request_id: str, model: str, stream: bool, now: float):
@@ -73,14 +76,15 @@ class Request:
         self.effects: list[Effect] = []
         self.pending: list[Event] = []
         self.event: Event | None = None
-        self.account: str | None = None
-        self.tried: set[str] = set()
-        self.attempts = 0
-        self.auth_failures = 0  # accounts given up because the upstream refused their credentials
-        self.sends = 0
+        self.account: str | None = None  # its current (or last) account: preferred next time
+        self.leased = False  # it holds a lease on `account`
+        self.endpoint = ""
+        self.probing = False  # the attempt in flight is its endpoint's half-open probe
         self.steps = 0
         self.hops = 0
         self.pool_waits = 0
+        self.rounds = 0
+        self.waited = 0.0  # seconds spent waiting before the first byte
         self.committed = False
         self.in_flight = False
         self.failure: Failure | None = None
@@ -92,29 +96,33 @@ class Request:
         self.resume = ""
         self.timer_armed = False
         self.outcome: Outcome | None = None
-        self.reset_account_counters()
-
-    def reset_account_counters(self) -> None:
-        """Counters that bound the work done on one account attempt."""
-        self.endpoint_index = 0
-        self.capacity_retries = 0
-        self.subsecond_retries = 0
-        self.short_retries = 0
-        self.empty_retries = 0
-        self.refreshed = False
         self.refresh_next = False
-        self.switch_pause = False
+        self.reset_model_counters()
+
+    def reset_model_counters(self) -> None:
+        """What bounds the work done for one model (a fallback starts afresh)."""
+        self.tried: set[str] = set()  # accounts leased
+        self.sent: set[tuple[str, str]] = set()  # targets sent to
+        self.avoid: set[tuple[str, str]] = set()  # targets failed in this round
+        self.avoid_accounts: set[str] = set()  # accounts this request gave up
+        self.refreshed: set[str] = set()  # accounts whose token was refreshed once
+        self.capacity_hits: dict[tuple[str, str], int] = {}
+        self.limit_hits: dict[str, int] = {}
+        self.attempts = 0
+        self.sends = 0
 
     @property
     def done(self) -> bool:
         return self.outcome is not None
 
     @property
-    def endpoint(self) -> str:
-        return self.engine.policy.endpoints[self.endpoint_index]
+    def target(self) -> tuple[str, str]:
+        assert self.account is not None
+        return (self.account, self.endpoint)
 
-    def wake_at(self) -> float | None:
-        """When the runner must wake this request: its wait's end, or its deadline."""
+    def timer(self) -> float | None:
+        """When the engine must next be woken for this request (`Engine.handle_timer`): its
+        wait's end, or its deadline before commit; None when nothing is due."""
         if self.outcome is not None:
             return None
         if self.committed:

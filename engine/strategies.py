@@ -23,7 +23,6 @@ class AccountState:
     enabled: bool = True
     invalid_reason: str | None = None
     verify_url: str | None = None
-    consecutive_failures: int = 0
     leases: int = 0
     last_used: float | None = None
     quota_threshold: float | None = None

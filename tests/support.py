@@ -18,7 +18,6 @@ from engine.effects import (
     StartTimer,
 )
 from engine.events import (
-    AccountGranted,
     ContentReceived,
     Event,
     FallbackModelChosen,
@@ -27,7 +26,7 @@ from engine.events import (
     StreamBroken,
     StreamEnded,
     StreamOpened,
-    TimerFired,
+    TargetGranted,
     UpstreamFailed,
     UpstreamUnreachable,
 )
@@ -185,10 +184,26 @@ class World:
         return self
 
     def fire_timer(self, request: Request) -> list[Effect]:
-        """Advance to the request's wait end and deliver `TimerFired`."""
+        """Advance to the request's wait end and let the engine handle its timer."""
         assert request.wait_until is not None, f"{request} is not waiting"
         self.now = max(self.now, request.wait_until)
-        return self.handle(request, TimerFired())
+        effects = self.engine.handle_timer(request, self.now)
+        self._record(request, effects)
+        return effects
+
+    def rest_everything(self, cause: str, until: float = 5.0) -> None:
+        """Block every target for the model until `until` by `cause` (rate_limit, capacity,
+        endpoint)."""
+        for account in self.pool.account_ids:
+            for endpoint in self.policy.endpoints:
+                if cause == "rate_limit":
+                    self.pool.cool_down(account, MODEL, until, "rate limited", self.now)
+                elif cause == "capacity":
+                    self.pool.rest_target(account, MODEL, endpoint, until, "capacity exhausted")
+        if cause == "endpoint":
+            for health in self.pool.endpoints.values():
+                for _ in range(self.policy.breaker.failures_to_open):
+                    health.failed(self.now)
 
     def answer(self, request: Request, outcome: Event | UpstreamFacts | str) -> list[Effect]:
         """Deliver one upstream outcome for the attempt in flight: facts (error), "ok" (a stream
@@ -245,12 +260,12 @@ class World:
             return request
         if state == "Streaming":
             self.handle(request, StreamOpened())
-        elif state == "CapacityWait":
-            self.answer(request, capacity())
-        elif state == "RateLimitWait":
-            self.answer(request, rate_limit_429(300))
-        elif state == "Backoff":
-            self.answer(request, SERVER_500)
+        elif state in ("CapacityWait", "RateLimitWait", "Backoff"):
+            cause = {"CapacityWait": "capacity", "RateLimitWait": "rate_limit"}.get(
+                state, "endpoint"
+            )
+            self.rest_everything(cause)
+            request = self.open()
         elif state in ("Switching", "Fallback"):
             request.state = state  # transient states: placed directly, as the table test needs
         elif state == "Done":
@@ -288,13 +303,18 @@ FACTS = st.sampled_from(
 
 def sample_event(cls: type[Event], data: st.DataObject) -> Event:
     """An instance of `cls` with drawn fields (for the exhaustive (state, event) test)."""
-    if cls is AccountGranted:
-        return AccountGranted(
+    if cls is TargetGranted:
+        return TargetGranted(
             account=data.draw(st.sampled_from(["A", "B"])),
+            endpoint=data.draw(st.sampled_from(["daily", "prod"])),
             throttle_ms=data.draw(st.sampled_from([0, 250, 500])),
+            probe=data.draw(st.booleans()),
         )
     if cls is PoolCoolingDown:
-        return PoolCoolingDown(until=data.draw(st.floats(0.0, 10_000.0)))
+        return PoolCoolingDown(
+            until=data.draw(st.floats(0.0, 10_000.0)),
+            cause=data.draw(st.sampled_from(["rate_limit", "capacity", "endpoint", "budget"])),
+        )
     if cls is NoUsableAccount:
         return NoUsableAccount(reasons=("1 account disabled",))
     if cls is FallbackModelChosen:

@@ -13,6 +13,8 @@ def test_the_demo_shows_four_scenes_with_their_paths(capsys: pytest.CaptureFixtu
     out = capsys.readouterr().out
     assert out.count("client saw:") == 4
     assert "Fetching --rate_limited--> Switching" in out
-    assert "CapacityWait --timer_fired--> Fetching" in out
+    assert "Fetching --capacity_exhausted--> Switching" in out
+    lines = out.splitlines()
+    assert not [a for a, b in zip(lines, lines[1:], strict=False) if a.strip() and a == b]
     assert "then one error event" in out
     assert "Streaming --stream_broken--> Failed" in out

@@ -156,7 +156,7 @@ def _known_trace() -> Trace:
     return _trace(
         "r1",
         [
-            (100.0, "Selecting", "account_granted", "Fetching", []),
+            (100.0, "Selecting", "target_granted", "Fetching", []),
             (100.5, "Fetching", "capacity_exhausted", "CapacityWait", [timer]),
             (105.5, "CapacityWait", "timer_fired", "Fetching", []),
             (105.6, "Fetching", "stream_opened", "Streaming", []),
@@ -171,7 +171,7 @@ def _known_trace() -> Trace:
 def test_a_path_numbers_its_edges_in_order_and_annotates_each_wait() -> None:
     path = paths.path_of(_known_trace(), "r1")
     assert [(s.number, s.label) for s in path.steps] == [
-        (1, "account_granted"),
+        (1, "target_granted"),
         (2, "capacity_exhausted (wait 5.0 s)"),
         (3, "timer_fired"),
         (4, "stream_opened"),
@@ -187,7 +187,7 @@ def test_a_path_numbers_its_edges_in_order_and_annotates_each_wait() -> None:
     ]
     taken = [line.strip() for line in chart.splitlines() if ": (" in line]
     assert taken == [
-        "Selecting --> Fetching: (1) account_granted",
+        "Selecting --> Fetching: (1) target_granted",
         "Fetching --> CapacityWait: (2) capacity_exhausted (wait 5.0 s)",
         "CapacityWait --> Fetching: (3) timer_fired",
         "Fetching --> Streaming: (4) stream_opened",
@@ -216,7 +216,7 @@ def test_a_path_that_leaves_through_a_disconnect_draws_that_edge_too() -> None:
     trace = _trace(
         "q",
         [
-            (100.0, "Selecting", "account_granted", "Fetching", []),
+            (100.0, "Selecting", "target_granted", "Fetching", []),
             (102.0, "Fetching", "client_disconnected", "Failed", []),
         ],
     )
@@ -260,7 +260,8 @@ def _record(path: Path, scripts: dict[str, list[Answer]], arrivals: list[float])
 
 @pytest.fixture
 def trace_file(tmp_path: Path) -> Path:
-    scripts = {"A": [error(capacity(503)), error(quota_429()), ok()], "B": [ok()]}
+    # A's two targets run out of capacity (no hint: 5 s rests), r0 waits for the first
+    scripts = {"A": [error(capacity(503)), error(capacity(503)), ok()]}
     return _record(tmp_path / "trace.jsonl", scripts, [0.0, 0.5])
 
 
@@ -271,8 +272,8 @@ def test_replay_writes_the_first_requests_path_as_mermaid_markdown_and_dot(
     assert "the path of r0" in capsys.readouterr().out
     chart = (tmp_path / "r0.mmd").read_text(encoding="utf-8")
     assert chart.startswith("stateDiagram-v2\n")
-    assert "Fetching --> CapacityWait: (2) capacity_exhausted (wait 5.0 s)" in chart
-    assert "Switching --> Backoff: (5) account_released (wait 5.0 s)" in chart
+    assert "Fetching --> Switching: (2) capacity_exhausted" in chart
+    assert "Selecting --> CapacityWait: (7) pool_cooling_down (wait 5.0 s)" in chart
 
     assert main(["replay", str(trace_file), "--diagram", str(tmp_path / "r0.md")]) == 0
     markdown = (tmp_path / "r0.md").read_text(encoding="utf-8")
@@ -282,7 +283,7 @@ def test_replay_writes_the_first_requests_path_as_mermaid_markdown_and_dot(
     assert main(["replay", str(trace_file), "--diagram", str(out), "--request", "r1"]) == 0
     text = out.read_text(encoding="utf-8")
     assert text.startswith("// ") and "digraph request_machine {" in text
-    assert _dot_edges(text)[("Fetching", "Streaming")][0] == "2. stream_opened"
+    assert _dot_edges(text)[("Fetching", "Streaming")][0] == "4. stream_opened"
 
 
 def test_replay_diagram_with_an_unknown_request_is_one_line_listing_the_requests(
@@ -327,4 +328,4 @@ def test_replay_diagram_to_svg_writes_valid_svg_when_graphviz_is_installed(
     assert main(["replay", str(trace_file), "--diagram", str(out)]) == 0
     svg = out.read_text(encoding="utf-8")
     assert ET.fromstring(svg.encode()).tag.endswith("svg")
-    assert "2. capacity_exhausted (wait 5.0 s)" in svg
+    assert "7. pool_cooling_down (wait 5.0 s)" in svg

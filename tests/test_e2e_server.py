@@ -198,10 +198,14 @@ def test_no_secret_reaches_logs_errors_or_listings(caplog: pytest.LogCaptureFixt
 
 def test_a_long_wait_keeps_the_stream_alive_with_pings_then_streams_the_answer() -> None:
     async def scenario() -> None:
-        policy = {"capacity_backoff_tiers_ms": [1200], "max_capacity_retries": 1}
+        policy = {
+            "capacity_backoff_tiers_ms": [1200],
+            "max_capacity_retries": 1,
+            "max_wait_before_error_ms": 5000,
+        }
         async with proxy(accounts=1, policy=policy, server={"ping_interval_s": 0.3}) as served:
             assert served.fake is not None
-            served.fake.script("account-1", [preset("capacity_429")])
+            served.fake.script("account-1", [preset("capacity_429")] * 2)  # both endpoints
             status, headers, events = await post(served, stream=True)
             assert status == 200 and headers["content-type"].startswith("text/event-stream")
             kinds = [e["type"] for e in events]
@@ -214,10 +218,14 @@ def test_a_long_wait_keeps_the_stream_alive_with_pings_then_streams_the_answer()
 
 def test_an_error_after_pings_arrives_as_one_sse_error_event() -> None:
     async def scenario() -> None:
-        policy = {"capacity_backoff_tiers_ms": [1200], "max_capacity_retries": 1}
+        policy = {
+            "capacity_backoff_tiers_ms": [1200],
+            "max_capacity_retries": 1,
+            "max_wait_before_error_ms": 5000,
+        }
         async with proxy(accounts=1, policy=policy, server={"ping_interval_s": 0.3}) as served:
             assert served.fake is not None
-            served.fake.script("account-1", [preset("capacity_429"), preset("invalid_400")])
+            served.fake.script("account-1", [preset("capacity_429")] * 2 + [preset("invalid_400")])
             status, _, events = await post(served, stream=True)
             assert status == 200
             assert [e["type"] for e in events if e["type"] != "ping"] == ["error"]
@@ -228,10 +236,10 @@ def test_an_error_after_pings_arrives_as_one_sse_error_event() -> None:
 
 def test_an_empty_answer_becomes_a_placeholder_message_only_when_configured() -> None:
     async def scenario() -> None:
-        policy = {"empty_response_placeholder": True, "max_empty_retries": 0}
+        policy = {"empty_response_placeholder": True, "max_retry_rounds": 0}
         async with proxy(accounts=1, policy=policy) as served:
             assert served.fake is not None
-            served.fake.script("account-1", [empty(), empty()])
+            served.fake.script("account-1", [empty()] * 4)  # both endpoints, twice
             status, _, body = await post(served)
             assert status == 200 and "No response" in body["content"][0]["text"]
             status, _, events = await post(served, stream=True)

@@ -36,8 +36,8 @@ def test_a_normal_answer_streams_every_chunk_once_and_succeeds() -> None:
 
 
 def test_a_two_hour_quota_wait_costs_no_real_time_and_happens_at_exact_virtual_times() -> None:
-    # A's quota resets in 100 s; B is out for 2 h: the request waits for A (within the 120 s
-    # max wait) and is served by A at exactly 100.5 s (reset + the 500 ms buffer).
+    # A's quota resets in 100 s; B is out for 2 h: the request tries B at once, then waits for
+    # A (within the 120 s wait budget) and is served by A at exactly its reset, 100.05 s.
     scripts = {"A": [error(quota_429(100_000)), ok()], "B": [error(quota_429(7_200_000))]}
     clock, pool, runner, transport, _ = make(["A", "B"], scripts, strategy="round-robin")
     client = RecordingClient(clock)
@@ -45,7 +45,7 @@ def test_a_two_hour_quota_wait_costs_no_real_time_and_happens_at_exact_virtual_t
     outcome = clock.run(runner.run("r1", MODEL, True, client))
     assert time.monotonic() - started < 1.0
     assert outcome.ok
-    assert transport.log == [(0.0, "A", "daily"), (5.05, "B", "daily"), (100.55, "A", "daily")]
+    assert transport.log == [(0.0, "A", "daily"), (0.05, "B", "daily"), (100.05, "A", "daily")]
 
 
 def test_a_client_that_leaves_mid_wait_cancels_everything_and_releases_the_account() -> None:
@@ -54,7 +54,14 @@ def test_a_client_that_leaves_mid_wait_cancels_everything_and_releases_the_accou
     outcome = clock.run(runner.run("r1", MODEL, True, client))
     assert outcome.status == 499
     assert clock.now() == 7.0
-    assert transport.log == [(0.0, "A", "daily"), (5.05, "A", "daily")]
+    # capacity without a hint: each target rests for its tier (5 s), the request waits for the
+    # earliest, retries it (then 10 s rests), and is waiting again when the client leaves
+    assert transport.log == [
+        (0.0, "A", "daily"),
+        (0.05, "A", "prod"),
+        (5.05, "A", "daily"),
+        (5.1, "A", "prod"),
+    ]
     assert pool.leases() == 0
 
 

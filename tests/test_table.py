@@ -23,7 +23,8 @@ from engine.events import (
 from engine.failures import FailureKind
 from engine.guards import GUARDS
 from engine.machine import UnexpectedEvent
-from engine.table import AFTER_COMMIT, FAILURE_TRIGGERS, NON_TERMINAL, STATES, TRANSITIONS, TRIGGERS
+from engine.spec import FAILURE_TRIGGERS
+from engine.table import AFTER_COMMIT, NON_TERMINAL, STATES, TRANSITIONS, TRIGGERS
 from tests.support import World, sample_event
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -135,12 +135,18 @@ class FanOut:
 
     def __init__(self, *targets: object) -> None:
         self.targets = [t for t in targets if t is not None]
+        # one call per observer, even when a sink is also given as the step observer
+        self._observers = list(
+            dict.fromkeys(
+                observer
+                for t in self.targets
+                if (observer := getattr(t, "on_step", None)) is not None
+            )
+        )
 
     def on_step(self, request: Request, source: str, trigger: str, dest: str) -> None:
-        for target in self.targets:
-            observer = getattr(target, "on_step", None)
-            if observer is not None:
-                observer(request, source, trigger, dest)
+        for observer in self._observers:
+            observer(request, source, trigger, dest)
 
     def arrived(
         self,

@@ -1,9 +1,9 @@
 """The runner: performs a request's effects through the ports and feeds results back as events.
 
-One loop per request: perform the effects, wait for the next event (from the attempt in flight,
-the client, or the one timer armed from the machine's next deadline), hand it to the engine.
-Events from an attempt the machine has moved past are dropped. A timer expiring is an event
-(`TimerFired` or `DeadlineExpired`), never a sleep in a loop.
+One loop per request: perform the effects, wait for the next event (from the attempt in flight
+or the client) or until the engine's timer (`Engine.timer`), and hand it to the engine; a timer
+expiring goes to `Engine.handle_timer`, which decides whether it is the wait's end or the
+deadline. Events from an attempt the machine has moved past are dropped.
 """
 
 from __future__ import annotations
@@ -24,11 +24,9 @@ from engine.effects import (
 )
 from engine.events import (
     ClientDisconnected,
-    DeadlineExpired,
     Event,
     StreamBroken,
     StreamEnded,
-    TimerFired,
     UpstreamFailed,
     UpstreamUnreachable,
 )
@@ -38,7 +36,6 @@ from engine.runner.ports import ClientStream, Clock, TraceSink, Transport
 
 _FINAL = (StreamEnded, StreamBroken, UpstreamFailed, UpstreamUnreachable)
 _CLIENT = -1  # inbox tag for events that do not belong to an attempt
-_EPS = 1e-9
 _INBOX_SIZE = 64  # backpressure: an upstream cannot run ahead of a slow client without bound
 
 
@@ -81,8 +78,7 @@ class Runner:
                 outcome = await self._perform(effects, state, client, inbox, payload)
                 if outcome is not None:
                     return outcome
-                event = await self._next_event(request, inbox, state)
-                now = self._time_of(request, event)
+                event, now = await self._next_event(request, inbox, state)
                 if self.sink is not None:
                     self.sink.received(request_id, now, event)
                 effects = self.engine.handle(request, event, now)
@@ -148,9 +144,11 @@ class Runner:
 
     async def _next_event(
         self, request: Request, inbox: asyncio.Queue[tuple[int, Event]], state: _AttemptState
-    ) -> Event:
+    ) -> tuple[Event, float]:
+        """The next event of this request and its time: from the attempt in flight or the
+        client, or the engine's timer event (`Engine.timer_event`) when its timer is due."""
         while True:
-            wake = request.wake_at()
+            wake = self.engine.timer(request)
             timeout = None if wake is None else max(0.0, wake - self.clock.now())
             try:
                 if timeout == 0.0:
@@ -158,24 +156,12 @@ class Runner:
                 async with asyncio.timeout(timeout):  # no task per event, unlike wait_for
                     tag, event = await inbox.get()
             except TimeoutError:
-                now = self.clock.now()
-                if not request.committed and now + _EPS >= request.deadline:
-                    return DeadlineExpired()
-                if request.wait_until is not None and now + _EPS >= request.wait_until:
-                    return TimerFired()
+                timed = self.engine.timer_event(request, self.clock.now())
+                if timed is not None:
+                    return timed, self.engine.timer_time(request, timed)
                 continue
             if tag in (_CLIENT, state.generation):
-                return event
-
-    def _time_of(self, request: Request, event: Event) -> float:
-        """When `event` happened for the engine: a timer or the deadline at its scheduled time
-        (a wake-up a few microseconds late is the runner's, not the request's, so live runs
-        and their replays see identical times), anything else when it arrived."""
-        if isinstance(event, TimerFired) and request.wait_until is not None:
-            return max(request.now, request.wait_until)
-        if isinstance(event, DeadlineExpired):
-            return max(request.now, request.deadline)
-        return self.clock.now()
+                return event, self.clock.now()
 
     def _emitted(self, request: Request, effects: list[Effect]) -> None:
         if self.sink is not None:
