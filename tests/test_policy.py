@@ -15,32 +15,22 @@ JS_DEFAULTS: list[tuple[str, str, Any]] = [
     ("strategy", "DEFAULT_SELECTION_STRATEGY", "hybrid"),
     ("endpoints", "ANTIGRAVITY_ENDPOINT_FALLBACKS (daily, then prod)", ("daily", "prod")),
     ("max_retries", "MAX_RETRIES", 5),
-    ("default_cooldown_ms", "DEFAULT_COOLDOWN_MS", 10_000),
     ("max_wait_before_error_ms", "MAX_WAIT_BEFORE_ERROR_MS", 120_000),
     ("rate_limit_dedup_window_ms", "RATE_LIMIT_DEDUP_WINDOW_MS", 2000),
-    ("first_retry_delay_ms", "FIRST_RETRY_DELAY_MS", 1000),
-    ("max_backoff_ms", "429 backoff cap in rate-limit-state.js", 60_000),
-    ("min_backoff_ms", "MIN_BACKOFF_MS", 2000),
-    ("switch_account_delay_ms", "SWITCH_ACCOUNT_DELAY_MS", 5000),
-    ("max_consecutive_failures", "MAX_CONSECUTIVE_FAILURES", 3),
-    ("extended_cooldown_ms", "EXTENDED_COOLDOWN_MS", 60_000),
     (
         "capacity_backoff_tiers_ms",
         "CAPACITY_BACKOFF_TIERS_MS",
         (5000, 10_000, 20_000, 30_000, 60_000),
     ),
-    ("max_capacity_retries", "MAX_CAPACITY_RETRIES", 5),
-    ("capacity_cooldown_ms", "BACKOFF_BY_ERROR_TYPE.MODEL_CAPACITY_EXHAUSTED", 15_000),
-    ("capacity_jitter_ms", "CAPACITY_JITTER_MAX_MS", 10_000),
+    ("max_capacity_retries", "MAX_CAPACITY_RETRIES (now per target)", 5),
     ("rate_limit_backoff_ms", "BACKOFF_BY_ERROR_TYPE.RATE_LIMIT_EXCEEDED", 30_000),
     (
         "quota_backoff_tiers_ms",
         "QUOTA_EXHAUSTED_BACKOFF_TIERS_MS",
         (60_000, 300_000, 1_800_000, 7_200_000),
     ),
-    ("subsecond_reset_ms", "429 'resetMs < 1000' same-endpoint threshold", 1000),
-    ("max_empty_retries", "MAX_EMPTY_RESPONSE_RETRIES", 2),
     ("empty_retry_base_ms", "empty-response backoff 500 * 2^n", 500),
+    ("max_retry_rounds", "MAX_EMPTY_RESPONSE_RETRIES (now rounds over every target)", 2),
     ("server_error_pause_ms", "1000 ms sleep after a 5xx", 1000),
     ("hybrid_emergency_throttle_ms", "hybrid throttle (emergency)", 250),
     ("hybrid_last_resort_throttle_ms", "hybrid throttle (lastResort)", 500),
@@ -90,10 +80,11 @@ JS_DEFAULTS: list[tuple[str, str, Any]] = [
 #: Fields the JavaScript proxy has no constant for (bounds it lacks, behaviour it hard-codes).
 NEW_FIELDS = {
     "deadline_ms",
-    "max_subsecond_retries",
-    "max_short_rate_limit_retries",
+    "max_rate_limit_retries",
     "max_pool_waits",
-    "retry_budget",
+    "breaker",
+    "endpoint_budget",
+    "switch_account_delay_ms",  # SWITCH_ACCOUNT_DELAY_MS was 5000; 0 here (DESIGN §2.1)
     "empty_response_placeholder",
 }
 
@@ -128,14 +119,11 @@ def test_the_default_preset_is_the_default_policy() -> None:
 MANY_ACCOUNTS: dict[str, Any] = {
     "strategy": "hybrid",
     "max_retries": 3,
-    "default_cooldown_ms": 5000,
     "max_wait_before_error_ms": 60_000,
     "global_quota_threshold": 0.10,
     "rate_limit_dedup_window_ms": 1000,
-    "max_consecutive_failures": 2,
-    "extended_cooldown_ms": 30_000,
+    "breaker": {"failures_to_open": 2, "first_probe_ms": 1000, "max_probe_ms": 30_000},
     "max_capacity_retries": 3,
-    "switch_account_delay_ms": 3000,
     "capacity_backoff_tiers_ms": (3000, 6000, 12_000, 20_000, 40_000),
     "health": {
         "initial": 70,
@@ -153,14 +141,11 @@ MANY_ACCOUNTS: dict[str, Any] = {
 CONSERVATIVE: dict[str, Any] = {
     "strategy": "sticky",
     "max_retries": 8,
-    "default_cooldown_ms": 20_000,
     "max_wait_before_error_ms": 240_000,
     "global_quota_threshold": 0.20,
     "rate_limit_dedup_window_ms": 3000,
-    "max_consecutive_failures": 5,
-    "extended_cooldown_ms": 120_000,
+    "breaker": {"failures_to_open": 5, "first_probe_ms": 1000, "max_probe_ms": 60_000},
     "max_capacity_retries": 8,
-    "switch_account_delay_ms": 8000,
     "capacity_backoff_tiers_ms": (8000, 15_000, 30_000, 45_000, 90_000),
     "health": {
         "initial": 80,
@@ -196,7 +181,7 @@ def test_a_preset_loads_by_name_with_the_reference_values(
 @pytest.mark.parametrize("preset", ["many-accounts", "conservative"])
 def test_a_preset_leaves_the_fields_it_does_not_mention_at_their_defaults(preset: str) -> None:
     policy, default = load_policy(preset), Policy()
-    assert policy.first_retry_delay_ms == default.first_retry_delay_ms
+    assert policy.switch_account_delay_ms == default.switch_account_delay_ms
     assert policy.quota_backoff_tiers_ms == default.quota_backoff_tiers_ms
     assert policy.deadline_ms == default.deadline_ms
 
@@ -215,48 +200,17 @@ INVALID: list[tuple[str, dict[str, Any], str, str]] = [
     ("max-retries-21", {"max_retries": 21}, "max_retries", "less than or equal to 20"),
     ("max-retries-not-a-number", {"max_retries": "x"}, "max_retries", "valid integer"),
     (
-        "negative-default-cooldown",
-        {"default_cooldown_ms": -1},
-        "default_cooldown_ms",
-        "greater than or equal to 1000",
-    ),
-    (
-        "default-cooldown-under-the-1000-ms-minimum",
-        {"default_cooldown_ms": 500},
-        "default_cooldown_ms",
-        "greater than or equal to 1000",
-    ),
-    (
-        "default-cooldown-over-300000",
-        {"default_cooldown_ms": 300_001},
-        "default_cooldown_ms",
-        "less than or equal to 300000",
-    ),
-    (
-        "negative-capacity-cooldown",
-        {"capacity_cooldown_ms": -5},
-        "capacity_cooldown_ms",
-        "greater than or equal to 0",
-    ),
-    (
         "negative-switch-account-delay",
         {"switch_account_delay_ms": -1},
         "switch_account_delay_ms",
         "greater than or equal to 0",
     ),
     (
-        "zero-extended-cooldown",
-        {"extended_cooldown_ms": 0},
-        "extended_cooldown_ms",
-        "greater than or equal to 1000",
-    ),
-    (
-        "zero-first-retry-delay",
-        {"first_retry_delay_ms": 0},
-        "first_retry_delay_ms",
+        "zero-breaker-threshold",
+        {"breaker": {"failures_to_open": 0}},
+        "breaker.failures_to_open",
         "greater than or equal to 1",
     ),
-    ("zero-max-backoff", {"max_backoff_ms": 0}, "max_backoff_ms", "greater than or equal to 1"),
     ("deadline-under-a-second", {"deadline_ms": 999}, "deadline_ms", "greater than or equal to"),
     (
         "max-wait-over-600000",
@@ -315,9 +269,9 @@ INVALID: list[tuple[str, dict[str, Any], str, str]] = [
         "less than or equal to 5",
     ),
     (
-        "zero-retry-budget",
-        {"retry_budget": {"max_tokens": 0}},
-        "retry_budget.max_tokens",
+        "zero-endpoint-budget",
+        {"endpoint_budget": {"max_tokens": 0}},
+        "endpoint_budget.max_tokens",
         "greater than 0",
     ),
     ("no-endpoint", {"endpoints": []}, "endpoints", "at least 1 item"),

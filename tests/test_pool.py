@@ -3,11 +3,12 @@ synchronously: `now` is monotonic seconds, policy durations are milliseconds."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
-from engine.events import AccountGranted, NoUsableAccount, PoolCoolingDown
+from engine.events import AllTargetsFailed, NoUsableAccount, PoolCoolingDown, TargetGranted
 from engine.policy import Policy, load_policy
 from engine.pool import AccountPool, Selection, UnknownAccount
 from engine.store import AccountRecord, CooldownRecord, InMemoryStore
@@ -30,13 +31,24 @@ def pool_of(
     return AccountPool(policy(strategy, **overrides), ids, store=store)
 
 
-def granted(selection: Selection) -> AccountGranted:
-    assert isinstance(selection, AccountGranted), selection
+@dataclass
+class Asker:
+    """A request as `select` sees it."""
+
+    account: str | None = None
+    tried: set[str] = field(default_factory=set)
+    sent: set[tuple[str, str]] = field(default_factory=set)
+    avoid: set[tuple[str, str]] = field(default_factory=set)
+    avoid_accounts: set[str] = field(default_factory=set)
+
+
+def granted(selection: Selection) -> TargetGranted:
+    assert isinstance(selection, TargetGranted), selection
     return selection
 
 
 def pick(pool: AccountPool, now: float = 0.0, tried: tuple[str, ...] = ()) -> str:
-    return granted(pool.select(MODEL, now, tried)).account
+    return granted(pool.select(MODEL, now, Asker(tried=set(tried)))).account
 
 
 def picks(pool: AccountPool, n: int, now: float = 0.0) -> list[str]:
@@ -123,7 +135,11 @@ def test_round_robin_skips_cooling_invalid_and_disabled_accounts() -> None:
     pool.set_enabled("D", False, 0.0)
     assert picks(pool, 4, 1.0) == ["A", "E", "A", "E"]
     # B's cooldown is only for MODEL: another model still rotates through it (one shared cursor).
-    assert [granted(pool.select(OTHER_MODEL, 1.0)).account for _ in range(3)] == ["A", "B", "E"]
+    assert [granted(pool.select(OTHER_MODEL, 1.0, Asker())).account for _ in range(3)] == [
+        "A",
+        "B",
+        "E",
+    ]
 
 
 # hybrid: health -----------------------------------------------------------------------------
@@ -149,7 +165,7 @@ def test_hybrid_health_is_not_penalised_by_a_duplicate_rate_limit() -> None:
 
 def test_hybrid_health_loses_20_on_a_failure() -> None:
     pool = pool_of(["A"])
-    pool.record_failure("A", MODEL, 0.0)
+    pool.record_target_failure("A", 0.0)
     assert health(pool, "A", 0.0) == 50
 
 
@@ -157,7 +173,7 @@ def test_hybrid_health_recovers_10_per_hour_lazily_and_folds_recovery_into_the_n
     None
 ):
     pool = pool_of(["A"])
-    pool.record_failure("A", MODEL, 0.0)
+    pool.record_target_failure("A", 0.0)
     assert health(pool, "A", 1800.0) == pytest.approx(55)
     assert health(pool, "A", 3600.0) == pytest.approx(60)
     pool.record_success("A", MODEL, 3600.0)
@@ -170,7 +186,7 @@ def test_hybrid_health_is_capped_at_100() -> None:
     for _ in range(40):
         pool.record_success("A", MODEL, 0.0)
     assert health(pool, "A", 0.0) == 100
-    pool.record_failure("A", MODEL, 0.0)
+    pool.record_target_failure("A", 0.0)
     assert health(pool, "A", 0.0) == 80
     assert health(pool, "A", 100 * 3600.0) == 100
 
@@ -178,7 +194,7 @@ def test_hybrid_health_is_capped_at_100() -> None:
 def test_hybrid_health_is_floored_at_0_and_recovers_from_there() -> None:
     pool = pool_of(["A"])
     for _ in range(4):  # 70 - 4 x 20 would be -10
-        pool.record_failure("A", MODEL, 0.0)
+        pool.record_target_failure("A", 0.0)
     assert health(pool, "A", 0.0) == 0
     assert health(pool, "A", 360.0) == pytest.approx(1)
 
@@ -210,7 +226,7 @@ def test_hybrid_a_failure_refunds_a_token_but_a_rate_limit_does_not() -> None:
     pool = pool_of(["A"])
     picks(pool, 2)
     assert tokens(pool, "A", 0.0) == 48
-    pool.record_failure("A", MODEL, 0.0)
+    pool.record_target_failure("A", 0.0)
     assert tokens(pool, "A", 0.0) == 49
     pool.note_rate_limit("A", MODEL, "r1", 0.0)
     assert tokens(pool, "A", 0.0) == 49
@@ -218,7 +234,7 @@ def test_hybrid_a_failure_refunds_a_token_but_a_rate_limit_does_not() -> None:
 
 def test_hybrid_a_failure_refund_never_exceeds_the_maximum() -> None:
     pool = pool_of(["A"])
-    pool.record_failure("A", MODEL, 0.0)
+    pool.record_target_failure("A", 0.0)
     assert tokens(pool, "A", 0.0) == 50
 
 
@@ -274,15 +290,17 @@ def test_hybrid_picks_the_highest_score() -> None:
 # hybrid: levels -----------------------------------------------------------------------------
 def test_hybrid_passes_over_an_unhealthy_account_while_a_healthy_one_exists() -> None:
     pool = pool_of(["A", "B"])
-    pool.record_failure("A", MODEL, 0.0)
-    pool.record_failure("A", MODEL, 0.0)  # health 30
+    pool.record_target_failure("A", 0.0)
+    pool.record_target_failure("A", 0.0)  # health 30
     pool.account("B").last_used = 0.0  # B loses the 360 idle points
     strategy = hybrid(pool)
     # By score alone A would win: 30x2 + 500 + 150 + 360 = 1070 > 70x2 + 500 + 150 + 0 = 790.
     a_score = strategy.score(pool.account("A"), MODEL, 0.0)
     b_score = strategy.score(pool.account("B"), MODEL, 0.0)
     assert a_score > b_score
-    assert granted(pool.select(MODEL, 0.0)) == AccountGranted(account="B", throttle_ms=0)
+    assert granted(pool.select(MODEL, 0.0, Asker())) == TargetGranted(
+        account="B", endpoint="daily", throttle_ms=0
+    )
 
 
 def test_hybrid_passes_over_a_fresh_quota_critical_account_at_the_normal_level() -> None:
@@ -294,7 +312,9 @@ def test_hybrid_passes_over_a_fresh_quota_critical_account_at_the_normal_level()
     assert strategy.score(pool.account("A"), MODEL, 0.0) > strategy.score(
         pool.account("B"), MODEL, 0.0
     )
-    assert granted(pool.select(MODEL, 0.0)) == AccountGranted(account="B", throttle_ms=0)
+    assert granted(pool.select(MODEL, 0.0, Asker())) == TargetGranted(
+        account="B", endpoint="daily", throttle_ms=0
+    )
 
 
 def test_hybrid_a_stale_low_quota_is_not_critical() -> None:
@@ -310,17 +330,21 @@ def test_hybrid_uses_the_quota_level_without_throttle_when_every_account_is_quot
     pool = pool_of(["A", "B"])
     pool.update_quota("A", MODEL, 0.01, 0.0)
     pool.update_quota("B", MODEL, 0.04, 0.0)
-    assert granted(pool.select(MODEL, 0.0)) == AccountGranted(account="B", throttle_ms=0)
+    assert granted(pool.select(MODEL, 0.0, Asker())) == TargetGranted(
+        account="B", endpoint="daily", throttle_ms=0
+    )
     assert tokens(pool, "B", 0.0) == 49
 
 
 def test_hybrid_emergency_level_takes_an_unhealthy_account_with_tokens_and_throttles_250() -> None:
     pool = pool_of(["A", "B"])
     for account in ("A", "B"):
-        pool.record_failure(account, MODEL, 0.0)
-        pool.record_failure(account, MODEL, 0.0)  # health 30, tokens still 50
+        pool.record_target_failure(account, 0.0)
+        pool.record_target_failure(account, 0.0)  # health 30, tokens still 50
     set_tokens(pool, "A", 0.0, 0.0)
-    assert granted(pool.select(MODEL, 0.0)) == AccountGranted(account="B", throttle_ms=250)
+    assert granted(pool.select(MODEL, 0.0, Asker())) == TargetGranted(
+        account="B", endpoint="daily", throttle_ms=250
+    )
     assert tokens(pool, "B", 0.0) == 49
 
 
@@ -328,7 +352,9 @@ def test_hybrid_last_resort_level_takes_an_account_without_tokens_and_throttles_
     pool = pool_of(["A", "B"])
     set_tokens(pool, "A", 0.5, 0.0)
     set_tokens(pool, "B", 0.0, 0.0)
-    assert granted(pool.select(MODEL, 0.0)) == AccountGranted(account="A", throttle_ms=500)
+    assert granted(pool.select(MODEL, 0.0, Asker())) == TargetGranted(
+        account="A", endpoint="daily", throttle_ms=500
+    )
     # lastResort does not consume a token.
     assert tokens(pool, "A", 0.0) == 0.5
     assert tokens(pool, "B", 0.0) == 0
@@ -342,14 +368,16 @@ def test_hybrid_ties_go_to_the_earliest_account_in_pool_order() -> None:
 # select: nothing to grant -------------------------------------------------------------------
 def test_select_without_accounts_reports_that_none_are_configured() -> None:
     pool = pool_of([])
-    assert pool.select(MODEL, 0.0) == NoUsableAccount(reasons=("no accounts are configured",))
+    assert pool.select(MODEL, 0.0, Asker()) == NoUsableAccount(
+        reasons=("no accounts are configured",)
+    )
 
 
 def test_select_with_every_account_disabled_reports_the_count_and_the_accounts() -> None:
     pool = pool_of(["acct-1", "acct-2"])
     pool.set_enabled("acct-1", False, 0.0)
     pool.set_enabled("acct-2", False, 0.0)
-    assert pool.select(MODEL, 0.0) == NoUsableAccount(
+    assert pool.select(MODEL, 0.0, Asker()) == NoUsableAccount(
         reasons=("2 accounts disabled (acct-1, acct-2)",)
     )
 
@@ -359,7 +387,7 @@ def test_select_with_every_account_invalid_reports_which_accounts_and_why_but_no
     pool.mark_invalid("acct-a", REVOKED, None, 0.0)
     pool.mark_invalid("acct-b", REVOKED, None, 0.0)
     pool.mark_invalid("acct-c", "Account requires verification", VERIFY_URL, 0.0)
-    selection = pool.select(MODEL, 0.0)
+    selection = pool.select(MODEL, 0.0, Asker())
     assert selection == NoUsableAccount(
         reasons=(
             f"2 accounts invalid: {REVOKED} (acct-a, acct-b)",
@@ -374,7 +402,7 @@ def test_select_names_at_most_ten_accounts_per_reason() -> None:
     pool = pool_of(ids)
     for account in ids:
         pool.set_enabled(account, False, 0.0)
-    (reason,) = pool.select(MODEL, 0.0).reasons  # type: ignore[union-attr]
+    (reason,) = pool.select(MODEL, 0.0, Asker()).reasons  # type: ignore[union-attr]
     assert reason.endswith("acct-09 and 2 more)")
 
 
@@ -382,7 +410,7 @@ def test_select_with_disabled_and_invalid_accounts_reports_both() -> None:
     pool = pool_of(["A", "B"])
     pool.set_enabled("A", False, 0.0)
     pool.mark_invalid("B", REVOKED, None, 0.0)
-    assert pool.select(MODEL, 0.0) == NoUsableAccount(
+    assert pool.select(MODEL, 0.0, Asker()) == NoUsableAccount(
         reasons=("1 account disabled (A)", f"1 account invalid: {REVOKED} (B)")
     )
 
@@ -394,8 +422,8 @@ def test_select_reports_the_earliest_reset_when_every_valid_account_cools_down_f
     pool.cool_down("A", MODEL, 30.0, "quota", 0.0)
     pool.cool_down("B", MODEL, 20.0, "quota", 0.0)
     pool.set_enabled("C", False, 0.0)  # not valid: does not count
-    assert pool.select(MODEL, 1.0) == PoolCoolingDown(until=20.0)
-    assert granted(pool.select(OTHER_MODEL, 1.0)).account == "A"
+    assert pool.select(MODEL, 1.0, Asker()) == PoolCoolingDown(until=20.0, cause="rate_limit")
+    assert granted(pool.select(OTHER_MODEL, 1.0, Asker())).account == "A"
     assert pick(pool, 20.0) == "B"
 
 
@@ -463,30 +491,6 @@ def test_a_success_clears_rate_limit_strikes() -> None:
     assert pool.note_rate_limit("A", MODEL, "r2", 1.6) == (False, 1)
 
 
-# record_failure -----------------------------------------------------------------------------
-def test_three_consecutive_failures_put_the_account_in_a_60_second_extended_cooldown() -> None:
-    pool = pool_of(["A", "B"], "sticky")
-    assert pool.record_failure("A", MODEL, 10.0) is None
-    assert pool.record_failure("A", MODEL, 11.0) is None
-    assert pool.cooldown("A", MODEL, 11.0) is None
-    assert pool.record_failure("A", MODEL, 12.0) == 72.0
-    cooldown = pool.cooldown("A", MODEL, 12.0)
-    assert cooldown is not None
-    assert (cooldown.until, cooldown.reason) == (72.0, "consecutive failures")
-    assert pick(pool, 13.0) == "B"
-
-
-def test_a_success_resets_the_consecutive_failure_count() -> None:
-    pool = pool_of(["A"], "sticky")
-    pool.record_failure("A", MODEL, 0.0)
-    pool.record_failure("A", MODEL, 1.0)
-    pool.record_success("A", MODEL, 2.0)
-    assert pool.account("A").consecutive_failures == 0
-    assert pool.record_failure("A", MODEL, 3.0) is None
-    assert pool.record_failure("A", MODEL, 4.0) is None
-    assert pool.record_failure("A", MODEL, 5.0) == 65.0
-
-
 # leases -------------------------------------------------------------------------------------
 def test_select_leases_an_account_and_release_returns_it() -> None:
     pool = pool_of(["A", "B"], "round-robin")
@@ -502,44 +506,116 @@ def test_select_leases_an_account_and_release_returns_it() -> None:
 def test_no_lease_is_taken_when_nothing_is_granted() -> None:
     pool = pool_of(["A"])
     pool.cool_down("A", MODEL, 10.0, "quota", 0.0)
-    assert isinstance(pool.select(MODEL, 1.0), PoolCoolingDown)
+    assert isinstance(pool.select(MODEL, 1.0, Asker()), PoolCoolingDown)
     assert pool.leases() == 0
 
 
-# retry budget -------------------------------------------------------------------------------
-def test_fifty_overload_failures_out_of_a_budget_of_100_stop_retries() -> None:
+# targets: endpoints, rests, breakers, budgets (v2) ----------------------------------------
+def test_the_current_account_keeps_going_on_its_next_endpoint() -> None:
+    pool = pool_of(["A", "B"], "round-robin")
+    asker = Asker(account="A", tried={"A"}, sent={("A", "daily")}, avoid={("A", "daily")})
+    assert granted(pool.select(MODEL, 0.0, asker)) == TargetGranted(
+        account="A", endpoint="prod", throttle_ms=0
+    )
+
+
+def test_once_its_account_has_no_target_left_an_untried_account_is_granted() -> None:
+    pool = pool_of(["A", "B"], "sticky")
+    avoid = {("A", "daily"), ("A", "prod")}
+    asker = Asker(account="A", tried={"A"}, avoid=avoid)
+    assert granted(pool.select(MODEL, 0.0, asker)).account == "B"
+
+
+def test_when_every_target_failed_for_the_request_the_pool_says_so() -> None:
     pool = pool_of(["A"])
-    for _ in range(49):
-        pool.spend_retry_token()
-    assert pool.retries_allowed()  # 51 > 50
-    pool.spend_retry_token()
-    assert pool.budget_tokens == 50
-    assert not pool.retries_allowed()  # 50 is not more than half
+    asker = Asker(account="A", tried={"A"}, avoid={("A", "daily"), ("A", "prod")})
+    assert pool.select(MODEL, 0.0, asker) == AllTargetsFailed()
+    assert pool.leases() == 0
 
 
-def test_each_success_refunds_a_tenth_of_a_retry_token() -> None:
+def test_an_account_the_request_gave_up_is_not_granted() -> None:
+    pool = pool_of(["A", "B"], "sticky")
+    assert granted(pool.select(MODEL, 0.0, Asker(avoid_accounts={"A"}))).account == "B"
+
+
+def test_a_resting_target_is_skipped_for_the_other_endpoint_of_the_same_account() -> None:
     pool = pool_of(["A"])
-    for _ in range(50):
-        pool.spend_retry_token()
-    pool.record_success("A", MODEL, 0.0)
-    assert pool.budget_tokens == pytest.approx(50.1)
-    assert pool.retries_allowed()
+    pool.rest_target("A", MODEL, "daily", 30.0, "capacity exhausted")
+    assert granted(pool.select(MODEL, 0.0, Asker())).endpoint == "prod"
+    assert granted(pool.select(OTHER_MODEL, 0.0, Asker())).endpoint == "daily"
 
 
-def test_the_retry_budget_never_exceeds_its_maximum_nor_drops_below_zero() -> None:
+def test_when_every_target_rests_the_pool_names_the_earliest_end_and_its_cause() -> None:
     pool = pool_of(["A"])
-    pool.record_success("A", MODEL, 0.0)
-    assert pool.budget_tokens == 100
-    for _ in range(150):
-        pool.spend_retry_token()
-    assert pool.budget_tokens == 0
+    pool.rest_target("A", MODEL, "daily", 30.0, "capacity exhausted")
+    pool.rest_target("A", MODEL, "prod", 12.0, "capacity exhausted")
+    assert pool.select(MODEL, 0.0, Asker()) == PoolCoolingDown(until=12.0, cause="capacity")
 
 
-def test_without_a_retry_budget_retries_are_always_allowed() -> None:
-    pool = pool_of(["A"], retry_budget=None)
-    for _ in range(500):
-        pool.spend_retry_token()
-    assert pool.retries_allowed()
+def test_a_target_rest_only_ever_extends() -> None:
+    pool = pool_of(["A"])
+    assert pool.rest_target("A", MODEL, "daily", 30.0, "capacity") == 30.0
+    assert pool.rest_target("A", MODEL, "daily", 10.0, "capacity") == 30.0
+
+
+def open_breaker(pool: AccountPool, endpoint: str, now: float = 0.0) -> None:
+    for _ in range(pool.policy.breaker.failures_to_open):
+        pool.endpoints[endpoint].failed(now)
+
+
+def test_an_endpoint_whose_breaker_is_open_is_skipped_until_its_probe_is_due() -> None:
+    pool = pool_of(["A", "B"], "round-robin")
+    open_breaker(pool, "daily")
+    assert granted(pool.select(MODEL, 0.5, Asker())).endpoint == "prod"
+    probe = granted(pool.select(MODEL, 1.0, Asker()))  # first_probe_ms = 1000
+    assert (probe.endpoint, probe.probe) == ("daily", True)
+    assert granted(pool.select(MODEL, 1.0, Asker())).endpoint == "prod"  # one probe at a time
+
+
+def test_an_answered_probe_closes_the_breaker_and_a_failed_one_doubles_the_interval() -> None:
+    pool = pool_of(["A"])
+    health = pool.endpoints["daily"]
+    open_breaker(pool, "daily")
+    assert health.granted(1.0)
+    health.failed(1.1)
+    assert (health.state, health.probe_at) == ("open", pytest.approx(3.1))
+    assert health.granted(3.1)
+    health.answered(3.2)
+    assert (health.state, health.failures, health.interval_ms) == ("closed", 0, 1000)
+
+
+def test_every_endpoint_open_makes_the_pool_name_the_next_probe() -> None:
+    pool = pool_of(["A"])
+    open_breaker(pool, "daily", 0.0)
+    open_breaker(pool, "prod", 0.5)
+    assert pool.select(MODEL, 0.2, Asker()) == PoolCoolingDown(until=1.0, cause="endpoint")
+
+
+def test_retrying_a_target_the_request_sent_to_costs_its_endpoint_a_budget_token() -> None:
+    pool = pool_of(["A"], endpoint_budget={"max_tokens": 2, "refill_per_s": 1})
+    health = pool.endpoints["daily"]
+    asker = Asker(account="A", tried={"A"}, sent={("A", "daily")})
+    granted(pool.select(MODEL, 0.0, asker))
+    granted(pool.select(MODEL, 0.0, asker))
+    assert health.tokens == 0
+    fresh = granted(pool.select(MODEL, 0.0, Asker()))  # a first attempt never pays
+    assert fresh.endpoint == "daily" and health.tokens == 0
+
+
+def test_without_budget_a_retry_goes_to_another_endpoint_or_waits_for_the_refill() -> None:
+    pool = pool_of(["A"], endpoint_budget={"max_tokens": 1, "refill_per_s": 2})
+    pool.endpoints["daily"].spend(0.0)
+    asker = Asker(account="A", tried={"A"}, sent={("A", "daily")})
+    assert granted(pool.select(MODEL, 0.0, asker)).endpoint == "prod"
+    asker.avoid.add(("A", "prod"))
+    assert pool.select(MODEL, 0.0, asker) == PoolCoolingDown(until=0.5, cause="budget")
+
+
+def test_another_account_usable_says_whether_switching_could_serve() -> None:
+    pool = pool_of(["A", "B"])
+    assert pool.other_account_usable(MODEL, 0.0, Asker(account="A"))
+    pool.cool_down("B", MODEL, 10.0, "quota", 0.0)
+    assert not pool.other_account_usable(MODEL, 0.0, Asker(account="A"))
 
 
 # persistence --------------------------------------------------------------------------------
@@ -635,7 +711,7 @@ def test_mark_invalid_keeps_the_verify_url_and_clear_invalid_clears_it() -> None
         lambda p: p.update_quota("Z", MODEL, 0.5, 0.0),
         lambda p: p.cool_down("Z", MODEL, 10.0, "quota", 0.0),
         lambda p: p.note_rate_limit("Z", MODEL, "r1", 0.0),
-        lambda p: p.record_failure("Z", MODEL, 0.0),
+        lambda p: p.record_target_failure("Z", 0.0),
         lambda p: p.record_success("Z", MODEL, 0.0),
         lambda p: p.remove_account("Z"),
     ],
@@ -648,7 +724,8 @@ def test_mark_invalid_keeps_the_verify_url_and_clear_invalid_clears_it() -> None
         "update_quota",
         "cool_down",
         "note_rate_limit",
-        "record_failure",
+        "record_target_failure",
+        "rest_target",
         "record_success",
         "remove_account",
     ],
