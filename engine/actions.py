@@ -240,6 +240,7 @@ def pause_before_round(r: Request) -> None:
     delay = round_pause_ms(r)
     r.rounds += 1
     r.avoid.clear()  # every target may be retried (each retry costs its endpoint a token)
+    r.avoid_accounts.clear()
     purpose = "empty response" if _last_was_empty(r) else "every target failed"
     _wait(r, delay, purpose, "select")
 
@@ -285,7 +286,12 @@ def fail_attempts_exhausted(r: Request) -> None:
     else:
         message = f"All {r.attempts} attempts on {tried} accounts failed for {r.model}.{detail}"
     status, error_type = answer(f.kind, f.status) if f else (500, "api_error")
-    _fail(r, status, error_type, message)
+    extra: dict[str, object] = {}
+    if f is not None and f.kind is FailureKind.CAPACITY_EXHAUSTED:
+        back = r.engine.pool.earliest_rest_end(r.model, r.now)
+        if back is not None:
+            extra["retry_after_s"] = r.retry_after_s(back)
+    _fail(r, status, error_type, message, **extra)
 
 
 # Fetching and Streaming -----------------------------------------------------------------------

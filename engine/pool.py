@@ -183,6 +183,15 @@ class AccountPool:
             return None
         return rest
 
+    def earliest_rest_end(self, model: str, now: float) -> float | None:
+        """When the first target resting for `model` comes back, if any rests."""
+        ends = [
+            rest.until
+            for (_, m, _), rest in self._rests.items()
+            if m == model and rest.until > now
+        ]
+        return min(ends) if ends else None
+
     def rest_target(
         self, account_id: str, model: str, endpoint: str, until: float, reason: str
     ) -> float:

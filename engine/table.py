@@ -202,6 +202,8 @@ TRANSITIONS: tuple[Row, ...] = (
     Row(SWITCHING, "target_released", SELECTING, ("attempt_left",), "select_again",
         "attempts: max(max_retries, accounts + 1) on each endpoint [R]"),
     Row(SWITCHING, "target_released", FALLBACK, ("fallback_available",), None, "[R]"),
+    Row(SWITCHING, "target_released", DONE, ("placeholder_due",), "finish_with_placeholder",
+        "only empty answers: a placeholder answer, only if configured [N]"),
     Row(SWITCHING, "target_released", FAILED, (), "fail_attempts_exhausted",
         "the last failure mapped to a client error"),
 

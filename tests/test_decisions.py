@@ -56,9 +56,9 @@ def test_when_every_account_rests_briefly_the_request_waits_for_the_earliest_res
     world.pool.cool_down("B", MODEL, 60.0, "quota exhausted", 0.0)
     request = world.open()
     assert request.state == "RateLimitWait"
-    assert world.timers(request) == [(30.5, "every account cooling down")]
+    assert world.timers(request) == [(30.0, "every account cooling down")]  # no longer
     world.fire_timer(request)
-    assert world.attempts() == [(30.5, "A", "daily")]
+    assert world.attempts() == [(30.0, "A", "daily")]
 
 
 def test_when_every_account_rests_too_long_the_request_fails_429_with_retry_after() -> None:
@@ -109,39 +109,67 @@ def test_with_no_usable_account_the_failure_names_the_accounts_and_is_not_retrya
 # Fetching -------------------------------------------------------------------------------------
 
 
-def test_capacity_exhaustion_retries_the_same_endpoint_on_the_tiers_then_switches_briefly() -> None:
+def test_capacity_exhaustion_rests_only_the_target_and_the_next_target_is_tried_at_once() -> None:
     world = World(["A", "B"])
     request = world.open()
-    for _ in range(6):
-        world.answer(request, capacity(503))
-        if request.state == "CapacityWait":
+    world.answer(request, capacity(503))  # no hint: the target rests for the 5 s tier
+    world.answer(request, capacity(503))
+    world.answer(request, "ok")
+    assert world.attempts() == [(0.0, "A", "daily"), (0.0, "A", "prod"), (0.0, "B", "daily")]
+    rest = world.pool.rest("A", MODEL, "daily", 0.0)
+    assert rest is not None and (rest.until, rest.reason) == (5.0, "capacity exhausted")
+    assert world.pool.cooldown("A", MODEL, 0.0) is None  # never a quota lock on the account
+
+
+def test_capacity_on_the_only_target_climbs_the_tiers_within_the_wait_budget() -> None:
+    world = World(["A"], endpoints=("daily",))
+    request = world.open()
+    while request.outcome is None:
+        if request.wait_until is not None:
             world.fire_timer(request)
-    assert world.attempts() == [
-        (0.0, "A", "daily"),
-        (5.0, "A", "daily"),
-        (15.0, "A", "daily"),
-        (35.0, "A", "daily"),
-        (65.0, "A", "daily"),
-        (125.0, "A", "daily"),
-        (125.0, "B", "daily"),
-    ]
-    rest = world.pool.cooldown("A", MODEL, 125.0)
-    assert rest is not None and rest.reason == "capacity exhausted"
-    assert 135.0 <= rest.until <= 145.0  # 15 s +- 5 s jitter, never a quota lock
+        else:
+            world.answer(request, capacity(503))
+    assert [t for t, _, _ in world.attempts()] == [0.0, 5.0, 15.0, 35.0, 65.0]
+    outcome = request.outcome
+    assert (outcome.status, outcome.error_type, outcome.retry_after_s) == (
+        529,
+        "overloaded_error",
+        60,
+    )  # the next 60 s tier would pass the 120 s wait budget: say when instead
 
 
-def test_capacity_exhaustion_honours_the_servers_retry_delay_when_longer_than_the_tier() -> None:
+def test_capacity_everywhere_waits_for_the_earliest_server_hint_as_stated() -> None:
     world = World(["A"])
     request = world.open()
     world.answer(request, capacity(503, retry_ms=39_000))
+    world.at(1.0).answer(request, capacity(503, retry_ms=3_000))  # prod: back at 4.0
+    assert request.state == "CapacityWait"
     world.fire_timer(request)
-    assert world.attempts() == [(0.0, "A", "daily"), (39.0, "A", "daily")]
+    assert world.attempts() == [(0.0, "A", "daily"), (0.0, "A", "prod"), (4.0, "A", "prod")]
 
 
-def test_a_subsecond_reset_is_retried_on_the_same_endpoint_a_bounded_number_of_times() -> None:
+def test_a_short_capacity_hint_is_not_rounded_up_to_a_tier() -> None:
+    world = World(["A"], endpoints=("daily",))
+    request = world.open()
+    world.answer(request, capacity(503, retry_ms=3_000))
+    world.fire_timer(request)
+    world.answer(request, "ok")
+    assert world.attempts() == [(0.0, "A", "daily"), (3.0, "A", "daily")]  # not the 5 s tier
+
+
+def test_a_subsecond_rate_limit_rests_the_account_while_another_serves_at_once() -> None:
     world = World(["A", "B"])
     request = world.open()
     world.answer(request, rate_limit_429(300))  # 300 ms -> +200 ms = 500 ms
+    assert world.attempts() == [(0.0, "A", "daily"), (0.0, "B", "daily")]
+    rest = world.pool.cooldown("A", MODEL, 0.0)
+    assert rest is not None and rest.until == 0.5
+
+
+def test_a_subsecond_rate_limit_on_the_only_account_is_waited_out_exactly() -> None:
+    world = World(["A"])
+    request = world.open()
+    world.answer(request, rate_limit_429(300))
     assert request.state == "RateLimitWait"
     world.fire_timer(request)
     assert world.attempts() == [(0.0, "A", "daily"), (0.5, "A", "daily")]
@@ -160,29 +188,47 @@ def test_a_concurrent_429_inside_the_dedup_window_switches_and_escalates_once() 
     assert rest is not None and rest.until == 61.0  # the longer of the two
 
 
-def test_a_short_rate_limit_backs_off_exponentially_on_the_same_account_then_switches() -> None:
+def test_a_short_rate_limit_moves_the_request_to_another_account_at_once() -> None:
     world = World(["A", "B"])
     request = world.open()
-    for _ in range(4):
-        world.answer(request, rate_limit_429(3000))
-        world.fire_timer(request)
-    assert world.attempts() == [
-        (0.0, "A", "daily"),
-        (3.0, "A", "daily"),
-        (9.0, "A", "daily"),
-        (21.0, "A", "daily"),
-        (26.0, "B", "daily"),
-    ]
+    world.answer(request, rate_limit_429(2000))
+    world.answer(request, "ok")
+    assert world.attempts() == [(0.0, "A", "daily"), (0.0, "B", "daily")]
 
 
-def test_quota_exhaustion_rests_the_account_until_its_reset_and_switches_after_5_s() -> None:
+def test_endless_short_rate_limits_on_the_only_account_end_in_a_bounded_429() -> None:
+    world = World(["A"], endpoints=("daily",))
+    request = world.open()
+    while request.outcome is None:
+        if request.wait_until is not None:
+            world.fire_timer(request)
+        else:
+            world.answer(request, rate_limit_429(3000))
+    times = [t for t, _, _ in world.attempts()]
+    assert times[:4] == [0.0, 3.0, 6.0, 9.0]  # each stated reset waited out, no longer
+    assert len(times) <= request.engine.policy.max_failed_sends(1)
+    assert (request.outcome.status, request.outcome.error_type) == (429, "rate_limit_error")
+    assert request.outcome.retry_after_s == 3
+
+
+def test_quota_exhaustion_rests_the_account_until_its_reset_and_switches_without_a_pause() -> None:
     world = World(["A", "B"])
     request = world.open()
     world.answer(request, quota_429(7_384_500))
     rest = world.pool.cooldown("A", MODEL, 0.0)
     assert rest is not None and (rest.until, rest.reason) == (7384.5, "quota exhausted")
+    assert world.attempts() == [(0.0, "A", "daily"), (0.0, "B", "daily")]
+
+
+def test_a_configured_switch_pause_is_kept_but_never_taken_when_nothing_is_left() -> None:
+    world = World(["A", "B"], switch_account_delay_ms=5000)
+    request = world.open()
+    world.answer(request, quota_429(7_384_500))
+    assert request.state == "Backoff"  # B is usable: the JS proxy's pause, as configured
     world.fire_timer(request)
+    world.answer(request, quota_429(7_384_500))  # nothing left to switch to: no pause
     assert world.attempts() == [(0.0, "A", "daily"), (5.0, "B", "daily")]
+    assert request.outcome is not None and request.outcome.status == 429
 
 
 def test_quota_exhaustion_without_a_reset_rests_on_the_quota_tiers_until_a_success() -> None:
@@ -194,7 +240,8 @@ def test_quota_exhaustion_without_a_reset_rests_on_the_quota_tiers_until_a_succe
         rest = world.pool.cooldown("A", MODEL, t)
         assert rest is not None
         rests.append(rest.until - t)
-        world.handle(request, ClientDisconnected())
+        if request.outcome is None:
+            world.handle(request, ClientDisconnected())
     assert rests == [60.0, 300.0, 1800.0, 7200.0]
     world.pool.record_success("A", MODEL, 9600.0)
     request = world.at(9600.0).open()
@@ -213,14 +260,15 @@ def test_a_transient_401_refreshes_the_token_once_and_retries_the_same_endpoint(
     assert world.attempts()[-1] == (0.0, "B", "daily")
 
 
-def test_when_every_account_is_refused_by_401s_the_failure_is_not_retryable() -> None:
+def test_a_401_after_a_refresh_invalidates_the_account_and_when_none_is_left_says_so() -> None:
     world = World(["A", "B"])
     request = world.open()
     while request.outcome is None:
         world.answer(request, AUTH_401)
-    assert {account for _, account, _ in world.attempts()} == {"A", "B"}
+    assert world.attempts() == [(0.0, "A", "daily")] * 2 + [(0.0, "B", "daily")] * 2
+    assert world.pool.account("A").invalid_reason == "Authentication failed after a token refresh"
     assert (request.outcome.status, request.outcome.retryable) == (500, False)
-    assert "refused the credentials of every account" in request.outcome.message
+    assert "No usable account: 2 accounts invalid" in request.outcome.message
 
 
 def test_a_revoked_token_invalidates_the_account_and_another_serves_the_request() -> None:
@@ -250,16 +298,16 @@ def test_a_403_terms_of_service_ban_invalidates_the_account() -> None:
     assert world.attempts()[-1] == (0.0, "B", "daily")
 
 
-def test_a_server_error_pauses_1_s_then_tries_the_next_endpoint_then_another_account() -> None:
+def test_a_server_error_counts_against_the_endpoint_and_the_next_target_is_tried_at_once() -> None:
     world = World(["A", "B"])
     request = world.open()
     world.answer(request, SERVER_500)
-    world.fire_timer(request)
     world.answer(request, SERVER_500)
     world.answer(request, "ok")
-    assert world.attempts() == [(0.0, "A", "daily"), (1.0, "A", "prod"), (1.0, "B", "daily")]
-    assert world.pool.account("A").consecutive_failures == 1
-    assert world.pool.account("B").consecutive_failures == 0
+    assert world.attempts() == [(0.0, "A", "daily"), (0.0, "A", "prod"), (0.0, "B", "daily")]
+    assert world.pool.endpoints["daily"].state == "closed"  # the success closed it again
+    assert world.pool.endpoints["prod"].failures == 1
+    assert world.pool.cooldown("A", MODEL, 0.0) is None  # never the account
 
 
 def test_an_unreachable_endpoint_moves_to_the_next_one_without_pausing() -> None:
@@ -270,15 +318,21 @@ def test_an_unreachable_endpoint_moves_to_the_next_one_without_pausing() -> None
     assert world.attempts() == [(0.0, "A", "daily"), (0.0, "A", "prod"), (0.0, "B", "daily")]
 
 
-def test_three_consecutive_failures_rest_the_account_for_the_extended_cooldown() -> None:
+def test_three_refused_connections_open_the_endpoint_and_requests_skip_it_until_its_probe() -> None:
     world = World(["A"], strategy="sticky")
-    for t in (0.0, 10.0, 20.0):
+    for t in (0.0, 0.1, 0.2):
         request = world.at(t).open()
-        world.answer(request, "unreachable")
-        world.answer(request, "unreachable")
-        world.handle(request, ClientDisconnected())
-    rest = world.pool.cooldown("A", MODEL, 20.0)
-    assert rest is not None and (rest.until, rest.reason) == (80.0, "consecutive failures")
+        world.answer(request, "unreachable")  # daily refuses
+        world.answer(request, "ok")  # prod serves at once
+    assert world.pool.endpoints["daily"].state == "open"
+    assert world.pool.cooldown("A", MODEL, 0.2) is None  # never the account
+    skipped = world.at(0.5).open()
+    world.answer(skipped, "ok")
+    probe = world.at(1.2).open()  # the probe is due 1 s after opening
+    world.answer(probe, "ok")
+    assert world.attempts(skipped) == [(0.5, "A", "prod")]
+    assert world.attempts(probe) == [(1.2, "A", "daily")]
+    assert world.pool.endpoints["daily"].state == "closed"
 
 
 def test_a_400_fails_at_once_with_the_upstreams_message() -> None:
@@ -315,22 +369,31 @@ def test_the_first_content_commits_and_every_content_is_relayed_once() -> None:
     assert request.outcome is not None and request.outcome.ok
 
 
-def test_an_empty_stream_is_retried_twice_after_500_and_1000_ms_then_overloaded() -> None:
+def test_an_empty_stream_tries_every_other_target_first_then_retry_rounds_then_overloaded() -> None:
     world = World(["A"])
     request = world.open()
-    for _ in range(2):
-        world.answer(request, "empty")
-        world.fire_timer(request)
-    world.answer(request, "empty")
-    assert world.attempts() == [(0.0, "A", "daily"), (0.5, "A", "daily"), (1.5, "A", "daily")]
+    while request.outcome is None:
+        if request.wait_until is not None:
+            world.fire_timer(request)
+        else:
+            world.answer(request, "empty")
+    assert world.attempts() == [
+        (0.0, "A", "daily"),
+        (0.0, "A", "prod"),
+        (0.5, "A", "daily"),  # after 500 ms, every target again
+        (0.5, "A", "prod"),
+        (1.5, "A", "daily"),  # after 1000 ms more
+        (1.5, "A", "prod"),
+    ]
     outcome = request.outcome
-    assert outcome is not None
     assert (outcome.status, outcome.error_type) == (529, "overloaded_error")
+    assert "empty response" in outcome.message
 
 
 def test_an_empty_stream_ends_with_a_placeholder_only_if_configured() -> None:
-    world = World(["A"], empty_response_placeholder=True, max_empty_retries=0)
+    world = World(["A"], empty_response_placeholder=True, max_retry_rounds=0)
     request = world.open()
+    world.answer(request, "empty")
     world.answer(request, "empty")
     assert request.outcome is not None and request.outcome.ok and request.outcome.placeholder
 
@@ -361,27 +424,38 @@ def test_an_error_object_inside_a_stream_before_content_is_handled_like_an_error
     world.handle(request, StreamOpened())
     world.handle(request, failed(quota_429(7_384_500)))
     assert world.pool.cooldown("A", MODEL, 0.0) is not None
-    assert request.state == "Backoff"
+    assert world.attempts() == [(0.0, "A", "daily"), (0.0, "B", "daily")]
 
 
 # Switching and Fallback -------------------------------------------------------------------------
 
 
-def test_attempts_are_bounded_by_max_retries_or_accounts_plus_one() -> None:
-    world = World(["A", "B"], max_wait_before_error_ms=0)
+def test_attempts_are_bounded_by_max_retries_or_accounts_plus_one_on_each_endpoint() -> None:
+    world = World(["A", "B"], max_wait_before_error_ms=0, breaker={"failures_to_open": 100})
     request = world.open()
     while request.outcome is None:
         if request.wait_until is not None:
             world.fire_timer(request)
         else:
             world.answer(request, "unreachable")
-    assert request.attempts == 5 and len(world.attempts()) == 10
+    assert request.attempts == len(world.attempts()) == 4  # each target once (no pause fits)
     outcome = request.outcome
     assert (outcome.status, outcome.error_type, outcome.failure) == (
         500,
         "api_error",
         FailureKind.UNREACHABLE,
     )
+
+
+def test_retry_rounds_stop_at_max_retries_or_accounts_plus_one_on_each_endpoint() -> None:
+    world = World(["A", "B"], breaker={"failures_to_open": 100}, max_retry_rounds=10)
+    request = world.open()
+    while request.outcome is None:
+        if request.wait_until is not None:
+            world.fire_timer(request)
+        else:
+            world.answer(request, "unreachable")
+    assert request.attempts == len(world.attempts()) == 10  # max(5, 3) * 2 endpoints
 
 
 def test_when_attempts_run_out_a_configured_fallback_model_takes_over_once() -> None:
@@ -400,12 +474,20 @@ def test_when_attempts_run_out_a_configured_fallback_model_takes_over_once() -> 
 
 
 def test_a_request_does_not_reuse_an_account_another_request_put_to_rest_meanwhile() -> None:
-    world = World(["A", "B"], strategy="sticky")
+    world = World(["A", "B"], strategy="sticky", endpoints=("daily",))
     waiting, other = world.open(), world.open()
-    world.answer(waiting, capacity(503))  # waits 5 s to retry A
+    world.answer(waiting, capacity(503, retry_ms=3000))  # A@daily rests 3 s
+    world.answer(waiting, capacity(503, retry_ms=4000))  # B@daily rests 4 s: wait for A
+    assert waiting.state == "CapacityWait"
     world.at(1.0).answer(other, quota_429(7_384_500))  # A now rests for two hours
+    world.fire_timer(waiting)  # at 3.0 A is not used: the wait goes on for B
+    assert waiting.state == "CapacityWait" and world.attempts(waiting)[-1][0] == 0.0
     world.fire_timer(waiting)
-    assert world.attempts(waiting) == [(0.0, "A", "daily"), (5.0, "B", "daily")]
+    assert world.attempts(waiting) == [
+        (0.0, "A", "daily"),
+        (0.0, "B", "daily"),
+        (4.0, "B", "daily"),
+    ]
 
 
 # Any state ----------------------------------------------------------------------------------------
@@ -415,6 +497,8 @@ def test_a_client_that_leaves_during_a_wait_fails_the_request_and_cancels_the_ti
     world = World(["A"])
     request = world.open()
     world.answer(request, capacity(503))
+    world.answer(request, capacity(503))
+    assert request.state == "CapacityWait"
     world.at(2.0).handle(request, ClientDisconnected())
     assert request.outcome is not None and request.outcome.status == 499
     assert world.of_type(request, CancelTimer) and world.pool.leases() == 0
@@ -428,12 +512,14 @@ def test_a_client_that_leaves_during_an_attempt_cancels_it_upstream() -> None:
 
 
 def test_no_wait_starts_that_would_end_past_the_deadline() -> None:
-    world = World(["A", "B"], deadline_ms=8000)
+    world = World(["A"], deadline_ms=8000, endpoints=("daily",))
     request = world.open()
     world.answer(request, capacity(503))  # the 5 s tier fits the 8 s deadline
     world.fire_timer(request)
-    world.answer(request, capacity(503))  # the 10 s tier would not: switch now
-    assert world.attempts() == [(0.0, "A", "daily"), (5.0, "A", "daily"), (5.0, "B", "daily")]
+    world.answer(request, capacity(503))  # the 10 s tier would not: answer now
+    assert world.attempts() == [(0.0, "A", "daily"), (5.0, "A", "daily")]
+    assert request.outcome is not None and request.outcome.status == 529
+    assert request.outcome.retry_after_s == 10
 
 
 def test_the_deadline_fails_an_uncommitted_request_with_a_timeout() -> None:
@@ -445,25 +531,27 @@ def test_the_deadline_fails_an_uncommitted_request_with_a_timeout() -> None:
     assert world.of_type(request, CancelAttempt)
 
 
-def test_when_overload_failures_spend_the_retry_budget_requests_stop_retrying() -> None:
-    # 4 tokens, retries allowed while more than 2 remain: the pool-wide budget stops a storm.
-    world = World(["A", "B"], retry_budget={"max_tokens": 4, "token_ratio": 0.5})
+def test_a_spent_endpoint_budget_stops_retries_of_failed_targets_but_never_a_first_attempt() -> (
+    None
+):
+    world = World(
+        ["A"], endpoints=("daily",), endpoint_budget={"max_tokens": 1, "refill_per_s": 0.1}
+    )
     first = world.open()
-    world.answer(first, "unreachable")  # 3 tokens left: retried on the next endpoint
-    assert world.attempts(first) == [(0.0, "A", "daily"), (0.0, "A", "prod")]
-    world.answer(first, "unreachable")  # 2 left: no more retries, for any request
-    outcome = first.outcome
-    assert outcome is not None
-    assert (outcome.status, outcome.error_type) == (529, "overloaded_error")
-    second = world.open()
-    world.answer(second, capacity(503))
-    assert second.outcome is not None and second.outcome.status == 529
-    assert len(world.attempts(second)) == 1
+    world.answer(first, SERVER_500)
+    world.fire_timer(first)  # the 1 s round pause; the retry costs daily's only token
+    world.answer(first, SERVER_500)
+    assert first.state == "Backoff"  # round 2 paused 2 s...
+    world.fire_timer(first)  # ...and now waits for a token instead of retrying
+    assert world.attempts(first) == [(0.0, "A", "daily"), (1.0, "A", "daily")]
+    second = world.at(3.0).open()  # a new request's first attempt never pays
+    assert world.attempts(second) == [(3.0, "A", "daily")]
 
 
-def test_successes_refund_the_retry_budget() -> None:
-    world = World(["A"], retry_budget={"max_tokens": 4, "token_ratio": 0.5})
-    world.pool.budget_tokens = 2.0
-    request = world.open()
-    world.answer(request, "ok")
-    assert world.pool.budget_tokens == 2.5 and world.pool.retries_allowed()
+def test_the_endpoint_budget_refills_with_time() -> None:
+    world = World(["A"], endpoint_budget={"max_tokens": 2, "refill_per_s": 1})
+    health = world.pool.endpoints["daily"]
+    health.spend(0.0)
+    health.spend(0.0)
+    assert health.retry_at(0.0) == 1.0
+    assert health.retry_at(10.0) == 10.0 and health.tokens == 2
