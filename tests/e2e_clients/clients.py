@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +52,17 @@ def ensure_installed() -> None:
         check=True,
         timeout=INSTALL_TIMEOUT,
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m tests.e2e_clients.clients install`: install the pinned clients (once)."""
+    args = sys.argv[1:] if argv is None else argv
+    if args != ["install"]:
+        print("usage: python -m tests.e2e_clients.clients install", file=sys.stderr)
+        return 2
+    ensure_installed()
+    print(f"Claude Code {CLAUDE_CODE_VERSION} and @anthropic-ai/sdk {TS_SDK_VERSION} in {CACHE}")
+    return 0
 
 
 def claude_env(
@@ -198,3 +210,7 @@ class Tmux:
 
     def stop(self) -> None:
         self._tmux("kill-server")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
