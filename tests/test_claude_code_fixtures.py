@@ -242,6 +242,21 @@ def test_claude_code_probes_get_200(fixture: dict[str, Any]) -> None:
     run(probe())
 
 
+def test_the_issue_s_head_root_probe_gets_200() -> None:
+    """Issue 7 reports `HEAD /` as Claude Code's connectivity probe; 2.1.332 sent
+    `HEAD /api/hello` in every capture (the fixture above), but an older or newer one may not."""
+
+    async def probe() -> None:
+        async with (
+            proxy(accounts=1) as served,
+            aiohttp.ClientSession() as session,
+            session.head(served.url + "/", timeout=aiohttp.ClientTimeout(total=10)) as response,
+        ):
+            assert response.status == 200
+
+    run(probe())
+
+
 def test_the_fixtures_cover_what_the_issue_reported() -> None:
     """The fixtures hold the shapes issue 7 is about, so a re-capture cannot lose them."""
     bodies = [f["body"] for f in MESSAGES]
