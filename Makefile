@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo traces test lint format typecheck contracts diagrams diagrams-check check bench clean
+.PHONY: install demo traces test e2e-clients lint format typecheck contracts diagrams diagrams-check check bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ traces: $(STAMP)  ## regenerate the trace corpus tests/traces/ from tests/traces
 
 test: $(STAMP)  ## run the test suite (the README's test command)
 	$(PY) -m pytest
+
+e2e-clients: $(STAMP)  ## real Claude Code + TypeScript SDK against the sandbox (not in make test)
+	$(PY) -m tests.e2e_clients.clients install
+	$(PY) -m pytest -m e2e_clients tests/e2e_clients -o addopts="" -v -p no:cacheprovider
 
 lint: $(STAMP)  ## formatting and lint
 	$(PY) -m ruff format --check engine adapters tests bench
