@@ -139,8 +139,8 @@ class CloudCodeTransport:
             facts = UpstreamFacts(status=401, permanent_auth=True, message=str(err))
             yield UpstreamFailed(facts=facts, wall=self._wall())
             return
-        except CredentialsUnavailable as err:
-            yield UpstreamUnreachable(reason=str(err))
+        except CredentialsUnavailable as err:  # the token endpoint, not the upstream
+            yield UpstreamUnreachable(reason=str(err), credentials=True)
             return
         request_id = f"agent-{uuid.uuid4()}"
         body, names = to_cloudcode(
