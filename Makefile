@@ -53,6 +53,7 @@ bench: $(STAMP)  ## benchmarks (not part of make test)
 	$(PY) bench/engine_bench.py
 	$(PY) bench/proxy_bench.py
 	$(PY) bench/trace_bench.py
+	$(PY) bench/scoreboard.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
