@@ -7,6 +7,7 @@ Each guard takes the `Request`; `GUARDS` maps the names used in the table to the
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from engine.events import PoolCoolingDown, TargetGranted
@@ -46,12 +47,17 @@ def rate_limit_rest_ms(r: Request) -> int:
 
 def round_pause_ms(r: Request) -> int:
     """The pause before retrying failed targets: doubling per round, from the empty-answer
-    base after empty answers, else from the server-error pause."""
+    base after empty answers, else from the server-error pause; but no longer than until an
+    open endpoint's next probe, since that is when a target can next answer."""
     p = r.engine.policy
     last = r.last_failure
     empty = last is not None and last.kind is FailureKind.EMPTY_RESPONSE
     base = p.empty_retry_base_ms if empty else p.server_error_pause_ms
-    return int(base * 2**r.rounds)
+    pause = int(base * 2**r.rounds)
+    probe = r.engine.pool.next_probe_at(r.now)
+    if probe is not None:
+        pause = min(pause, max(0, math.ceil((probe - r.now) * 1000)))
+    return pause
 
 
 def pool_wait_ms(r: Request) -> float:

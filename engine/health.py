@@ -8,7 +8,8 @@ The breaker is a small table, read top to bottom like the request machine's (and
 in `diagrams/`): closed endpoints are used; after `failures_to_open` consecutive failures an
 endpoint opens and is skipped; when its probe is due, the next request that selects it is the
 one probe (half-open) and every other request keeps skipping it; the probe's answer closes it,
-its failure opens it again for twice the interval (at most `max_probe_ms`).
+its failure opens it again for the same interval (`first_probe_ms`) for the first
+`steady_probes` failures, then for twice the interval each time (at most `max_probe_ms`).
 
 The retry budget is a token bucket per endpoint that refills with time. Retrying a target a
 request already failed on costs a token; a first attempt or a move to another target never does.
@@ -43,7 +44,8 @@ BREAKER_TABLE: tuple[BreakerRow, ...] = (
     BreakerRow(OPEN, "probe_granted", HALF_OPEN, "probe is due",
                "one request probes; the others keep skipping it"),
     BreakerRow(HALF_OPEN, "answer", CLOSED, "", "interval back to first_probe_ms"),
-    BreakerRow(HALF_OPEN, "failure", OPEN, "", "interval doubles, at most max_probe_ms"),
+    BreakerRow(HALF_OPEN, "failure", OPEN, "",
+               "the same interval steady_probes times, then doubling up to max_probe_ms"),
     BreakerRow(HALF_OPEN, "probe_abandoned", OPEN, "", "the probe may be granted again at once"),
 )  # fmt: skip
 
@@ -54,6 +56,7 @@ class EndpointHealth:
     __slots__ = (
         "breaker",
         "budget",
+        "failed_probes",
         "failures",
         "interval_ms",
         "name",
@@ -69,6 +72,7 @@ class EndpointHealth:
         self.budget = budget
         self.state = CLOSED
         self.failures = 0
+        self.failed_probes = 0
         self.interval_ms = breaker.first_probe_ms
         self.probe_at = 0.0
         self.tokens = budget.max_tokens
@@ -97,7 +101,9 @@ class EndpointHealth:
     def failed(self, now: float) -> None:
         """An endpoint-scope failure."""
         if self.state == HALF_OPEN:
-            self.interval_ms = min(self.interval_ms * 2, self.breaker.max_probe_ms)
+            self.failed_probes += 1
+            if self.failed_probes > self.breaker.steady_probes:
+                self.interval_ms = min(self.interval_ms * 2, self.breaker.max_probe_ms)
             self._open(now)
             return
         self.failures += 1
@@ -108,6 +114,7 @@ class EndpointHealth:
         """The endpoint answered (any status that is not its own failure)."""
         self.state = CLOSED
         self.failures = 0
+        self.failed_probes = 0
         self.interval_ms = self.breaker.first_probe_ms
 
     def probe_abandoned(self, now: float) -> None:

@@ -23,8 +23,7 @@ from typing import Any
 
 from transitions import Machine, MachineError
 
-from engine.actions import ACTIONS
-from engine.actions import cool_down_account, rest_current_target
+from engine.actions import ACTIONS, cool_down_account, rest_current_target
 from engine.effects import CancelAttempt, CancelTimer, Effect, Finish, Outcome
 from engine.events import (
     DeadlineExpired,

@@ -58,12 +58,14 @@ class Weights(_Frozen):
 class Breaker(_Frozen):
     """*new* Each endpoint's circuit breaker (DESIGN §2.1): after `failures_to_open` consecutive
     endpoint failures (refused or reset connections, timeouts, 5xx, streams broken before
-    commit) the endpoint is skipped; one probe request may try it after `first_probe_ms`, then
-    after an interval that doubles on every failed probe up to `max_probe_ms`; a probe that
-    gets any answer closes it."""
+    commit) the endpoint is skipped; one probe request may try it every `first_probe_ms` for
+    `steady_probes` failed probes (a short outage costs at most one interval), then after an
+    interval that doubles on every failed probe up to `max_probe_ms`; a probe that gets any
+    answer closes it."""
 
     failures_to_open: int = Field(3, ge=1, le=100)
     first_probe_ms: int = Field(1000, ge=1, le=600_000)
+    steady_probes: int = Field(3, ge=0, le=100)
     max_probe_ms: int = Field(30_000, ge=1, le=3_600_000)
 
 

@@ -113,9 +113,11 @@ class AccountPool:
         state = self._get(account_id)
         del self._accounts[account_id]
         self._order.remove(state)
-        for table in (self._cooldowns, self._strikes, self._last_429, self._rests):
+        for table in (self._cooldowns, self._strikes, self._last_429):
             for key in [k for k in table if k[0] == account_id]:
                 del table[key]
+        for rest in [k for k in self._rests if k[0] == account_id]:
+            del self._rests[rest]
         self.store.remove_account(account_id)
 
     def _get(self, account_id: str) -> AccountState:
@@ -183,12 +185,15 @@ class AccountPool:
             return None
         return rest
 
+    def next_probe_at(self, now: float) -> float | None:
+        """When the earliest open endpoint may next be probed, if any is open."""
+        probes = [h.probe_at for h in self.endpoints.values() if h.state == "open"]
+        return min(probes) if probes else None
+
     def earliest_rest_end(self, model: str, now: float) -> float | None:
         """When the first target resting for `model` comes back, if any rests."""
         ends = [
-            rest.until
-            for (_, m, _), rest in self._rests.items()
-            if m == model and rest.until > now
+            rest.until for (_, m, _), rest in self._rests.items() if m == model and rest.until > now
         ]
         return min(ends) if ends else None
 

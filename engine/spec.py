@@ -10,7 +10,7 @@ Scopes (what a failure may change, and nothing outside it):
 | scope | changes |
 |---|---|
 | request | nothing shared; the request fails |
-| target | this request avoids the account x endpoint; capacity also rests account x model @ endpoint for the server's hint |
+| target | this request avoids the account x endpoint; capacity rests account x model @ endpoint |
 | endpoint | that endpoint's health (its circuit breaker); never an account |
 | token endpoint | nothing persistent; this request moves to another account |
 | account | the account is invalid until a person acts (reason, verify URL) |

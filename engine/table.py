@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-
 SELECTING = "Selecting"
 FETCHING = "Fetching"
 CAPACITY_WAIT = "CapacityWait"

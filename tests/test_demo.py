@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from adapters import demo
@@ -15,6 +17,6 @@ def test_the_demo_shows_four_scenes_with_their_paths(capsys: pytest.CaptureFixtu
     assert "Fetching --rate_limited--> Switching" in out
     assert "Fetching --capacity_exhausted--> Switching" in out
     lines = out.splitlines()
-    assert not [a for a, b in zip(lines, lines[1:], strict=False) if a.strip() and a == b]
+    assert not [a for a, b in itertools.pairwise(lines) if a.strip() and a == b]
     assert "then one error event" in out
     assert "Streaming --stream_broken--> Failed" in out

@@ -23,7 +23,7 @@ from engine.pool import AccountPool
 from engine.runner import Runner, VirtualClock
 from engine.table import STATES, TRANSITIONS
 from tests.fakes import Answer, RecordingClient, ScriptedTransport, error, ok
-from tests.support import MODEL, capacity, quota_429
+from tests.support import MODEL, capacity
 
 ROOT = Path(__file__).resolve().parent.parent
 HAVE_DOT = shutil.which("dot") is not None

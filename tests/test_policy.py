@@ -122,7 +122,12 @@ MANY_ACCOUNTS: dict[str, Any] = {
     "max_wait_before_error_ms": 60_000,
     "global_quota_threshold": 0.10,
     "rate_limit_dedup_window_ms": 1000,
-    "breaker": {"failures_to_open": 2, "first_probe_ms": 1000, "max_probe_ms": 30_000},
+    "breaker": {
+        "failures_to_open": 2,
+        "first_probe_ms": 1000,
+        "steady_probes": 3,
+        "max_probe_ms": 30_000,
+    },
     "max_capacity_retries": 3,
     "capacity_backoff_tiers_ms": (3000, 6000, 12_000, 20_000, 40_000),
     "health": {
@@ -144,7 +149,12 @@ CONSERVATIVE: dict[str, Any] = {
     "max_wait_before_error_ms": 240_000,
     "global_quota_threshold": 0.20,
     "rate_limit_dedup_window_ms": 3000,
-    "breaker": {"failures_to_open": 5, "first_probe_ms": 1000, "max_probe_ms": 60_000},
+    "breaker": {
+        "failures_to_open": 5,
+        "first_probe_ms": 1000,
+        "steady_probes": 3,
+        "max_probe_ms": 60_000,
+    },
     "max_capacity_retries": 8,
     "capacity_backoff_tiers_ms": (8000, 15_000, 30_000, 45_000, 90_000),
     "health": {
