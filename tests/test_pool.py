@@ -572,8 +572,8 @@ def test_an_endpoint_whose_breaker_is_open_is_skipped_until_its_probe_is_due() -
     assert granted(pool.select(MODEL, 1.0, Asker())).endpoint == "prod"  # one probe at a time
 
 
-def test_an_answered_probe_closes_the_breaker_and_a_failed_one_doubles_the_interval() -> None:
-    pool = pool_of(["A"])
+def test_an_answered_probe_closes_the_breaker_and_a_failed_one_reopens_it() -> None:
+    pool = pool_of(["A"], breaker={"steady_probes": 0})
     health = pool.endpoints["daily"]
     open_breaker(pool, "daily")
     assert health.granted(1.0)
@@ -712,6 +712,7 @@ def test_mark_invalid_keeps_the_verify_url_and_clear_invalid_clears_it() -> None
         lambda p: p.cool_down("Z", MODEL, 10.0, "quota", 0.0),
         lambda p: p.note_rate_limit("Z", MODEL, "r1", 0.0),
         lambda p: p.record_target_failure("Z", 0.0),
+        lambda p: p.rest_target("Z", MODEL, "daily", 10.0, "capacity"),
         lambda p: p.record_success("Z", MODEL, 0.0),
         lambda p: p.remove_account("Z"),
     ],
