@@ -11,9 +11,8 @@ What is measured
    strategy), 2 accounts; `now` advances 20 s between requests so the hybrid token bucket
    refills and every request takes the same path. A scaling check repeats it with 50 accounts.
 2. 429 -> switch -> success, engine CPU per request: the first attempt gets a quota 429
-   (`UpstreamFacts(status=429, google_status="RESOURCE_EXHAUSTED")`), the request pauses in
-   Backoff for `switch_account_delay_ms` (TimerFired delivered at `request.wait_until`), moves
-   to another account and succeeds. Default policy, 4 accounts, `now` advances 1 h between
+   (`UpstreamFacts(status=429, google_status="RESOURCE_EXHAUSTED")`), the request moves to
+   another account at once (v2: no switch pause) and succeeds. Default policy, 4 accounts, `now` advances 1 h between
    requests: each such request costs the hybrid health scores a net -9 (-10 for the 429, +1
    for the success) and health recovers 10/h per account, so at one request every 2 min all
    four accounts fall below `health.min_usable` within a dozen requests and the path changes
@@ -27,7 +26,7 @@ What is measured
    alive in a list (request ids are built beforehand; the holding list is included).
 5. Replay on the virtual clock: single-request scenarios run through `Runner` on
    `VirtualClock` with the scripted transport of tests/fakes.py (A answers a quota 429 that
-   resets in 100 s, B one that resets in 2 h, then A succeeds: 100.6 virtual seconds), against
+   resets in 100 s, B one that resets in 2 h, then A succeeds: 100.1 virtual seconds), against
    the same scenario driven through the bare engine by a minimal synchronous loop.
 
 How to read it
@@ -344,12 +343,10 @@ def switch() -> Timing:
             r = engine.open(rid, MODEL, True, now)
             engine.start(r, now)
             engine.handle(r, QUOTA_429, now)
-            wake = r.wait_until
-            assert wake is not None, f"no switch pause: {r.state}"
-            engine.handle(r, TIMER, wake)
-            engine.handle(r, OPENED, wake)
-            engine.handle(r, CONTENT, wake)
-            engine.handle(r, ENDED, wake)
+            assert r.state == "Fetching", f"not sent to another account: {r.state}"
+            engine.handle(r, OPENED, now)
+            engine.handle(r, CONTENT, now)
+            engine.handle(r, ENDED, now)
             good += r.state == "Done" and r.sends == 2
             now += SWITCH_STEP_S
     assert good == SWITCH_N, f"only {good} of {SWITCH_N} requests took 429 -> switch -> success"
@@ -364,10 +361,9 @@ def switch_path_once() -> tuple[list[str], list[str], int]:
     states = [r.state]
     effects += engine.handle(r, QUOTA_429, 0.0)
     states.append(r.state)
-    wake = r.wait_until
-    assert r.state == "Backoff" and wake is not None
-    for event in (TIMER, OPENED, CONTENT, ENDED):
-        effects += engine.handle(r, event, wake)
+    assert r.state == "Fetching"
+    for event in (OPENED, CONTENT, ENDED):
+        effects += engine.handle(r, event, 0.0)
         states.append(r.state)
     sends = [e.account for e in effects if isinstance(e, SendAttempt)]
     assert r.state == "Done" and len(sends) == 2 and sends[0] != sends[1], (r.state, sends)
@@ -468,7 +464,7 @@ def started_request_factory() -> Callable[[str], Request]:
 
 
 # 5. replay on the virtual clock ---------------------------------------------------------------
-EXPECTED_LOG = [(0.0, "A", "daily"), (5.05, "B", "daily"), (100.55, "A", "daily")]
+EXPECTED_LOG = [(0.0, "A", "daily"), (0.05, "B", "daily"), (100.05, "A", "daily")]
 ANSWER_DELAY_S = 0.05  # the scripted transport's defaults
 CHUNK_GAP_S = 0.01
 REPLAY_CHUNKS = (ContentReceived(content="chunk0"), ContentReceived(content="chunk1"))

@@ -220,21 +220,28 @@ class AccountPool:
         valid = [a for a in self._order if a.valid]
         if not valid:
             return NoUsableAccount(reasons=self._unusable_reasons())
-        usable: dict[str, list[str]] = {}
+        usable: dict[str, str] = {}  # account -> its first usable endpoint
+        for a in valid:
+            if a.id in seeker.avoid_accounts or self.cooldown(a.id, model, now) is not None:
+                continue
+            for endpoint in self.policy.endpoints:
+                if (a.id, endpoint) in seeker.avoid:
+                    continue
+                until, _ = self._blocked(a.id, model, endpoint, now, seeker)
+                if until <= now:
+                    usable[a.id] = endpoint
+                    break
+        if usable:
+            return self._grant(model, now, seeker, usable)
         earliest: tuple[float, str] | None = None
         for a in valid:
             if a.id in seeker.avoid_accounts:
                 continue
             for endpoint in self.policy.endpoints:
-                if (a.id, endpoint) in seeker.avoid:
-                    continue
-                until, cause = self._blocked(a.id, model, endpoint, now, seeker)
-                if until <= now:
-                    usable.setdefault(a.id, []).append(endpoint)
-                elif earliest is None or until < earliest[0]:
-                    earliest = (until, cause)
-        if usable:
-            return self._grant(model, now, seeker, usable)
+                if (a.id, endpoint) not in seeker.avoid:
+                    until, cause = self._blocked(a.id, model, endpoint, now, seeker)
+                    if earliest is None or until < earliest[0]:
+                        earliest = (until, cause)
         if earliest is not None:
             return PoolCoolingDown(until=earliest[0], cause=earliest[1])
         return AllTargetsFailed()
@@ -261,7 +268,7 @@ class AccountPool:
         return until, cause
 
     def _grant(
-        self, model: str, now: float, seeker: Seeker, usable: dict[str, list[str]]
+        self, model: str, now: float, seeker: Seeker, usable: dict[str, str]
     ) -> TargetGranted:
         throttle_ms = 0
         if seeker.account in usable:
@@ -270,7 +277,7 @@ class AccountPool:
             candidates = [a for a in self._order if a.id in usable]
             fresh = [a for a in candidates if a.id not in seeker.tried] or candidates
             chosen, throttle_ms = self.strategy.choose(self._order, fresh, model, now)
-        endpoint = usable[chosen.id][0]
+        endpoint = usable[chosen.id]
         chosen.leases += 1
         health = self.endpoints[endpoint]
         probe = health.granted(now)
