@@ -12,11 +12,12 @@ What is measured
    refills and every request takes the same path. A scaling check repeats it with 50 accounts.
 2. 429 -> switch -> success, engine CPU per request: the first attempt gets a quota 429
    (`UpstreamFacts(status=429, google_status="RESOURCE_EXHAUSTED")`), the request moves to
-   another account at once (v2: no switch pause) and succeeds. Default policy, 4 accounts, `now` advances 1 h between
-   requests: each such request costs the hybrid health scores a net -9 (-10 for the 429, +1
-   for the success) and health recovers 10/h per account, so at one request every 2 min all
-   four accounts fall below `health.min_usable` within a dozen requests and the path changes
-   (the selection adds a hybrid throttle pause). 1 h also outlasts every earlier cooldown.
+   another account at once (v2: no switch pause) and succeeds. Default policy, 4 accounts,
+   `now` advances 1 h between requests: each such request costs the hybrid health scores a
+   net -9 (-10 for the 429, +1 for the success) and health recovers 10/h per account, so at
+   one request every 2 min all four accounts fall below `health.min_usable` within a dozen
+   requests and the path changes (the selection adds a hybrid throttle pause). 1 h also
+   outlasts every earlier cooldown.
 3. Setup with 10,000 requests in flight: `open` + `start` of 10,000 requests that stay in
    Fetching (round-robin strategy: with hybrid, the token bucket of 50 tokens per account would
    send every request after the first 100 simultaneous ones to a throttle Backoff instead).
