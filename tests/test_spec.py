@@ -117,3 +117,21 @@ def test_an_abandoned_probe_lets_the_next_request_probe_at_once() -> None:
     assert h.granted(1.0)
     h.probe_abandoned(1.5)
     assert h.state == OPEN and h.admits(1.5)
+
+
+def test_a_failure_kind_without_a_trigger_fails_the_request_and_releases_its_lease(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from engine import machine
+    from tests.support import SERVER_500, World
+
+    triggers = dict(machine.FAILURE_TRIGGERS)
+    del triggers[FailureKind.SERVER_ERROR]
+    monkeypatch.setattr(machine, "FAILURE_TRIGGERS", triggers)
+    world = World(["A"])
+    request = world.open()
+    assert world.pool.leases() == 1
+    world.answer(request, SERVER_500)  # no exception escapes handle()
+    assert request.outcome is not None and request.outcome.status == 500
+    assert "internal error" in request.outcome.message
+    assert world.pool.leases() == 0 and len(world.finishes(request)) == 1
