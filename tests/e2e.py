@@ -21,7 +21,6 @@ T = TypeVar("T")
 FAST_POLICY: dict[str, Any] = {
     "capacity_backoff_tiers_ms": [10],
     "max_capacity_retries": 1,
-    "switch_account_delay_ms": 0,
     "server_error_pause_ms": 0,
     "empty_retry_base_ms": 10,
     "max_rate_limit_retries": 0,
