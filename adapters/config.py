@@ -6,7 +6,8 @@ OAuth client secret) may come from the environment so that they stay out of file
 the settings never shows them.
 
     [server]   host, port, api_key, body_limit_mb, state, ping_interval_s, client_retry_limit_s
-    [upstream] endpoints (name = base URL, in order), token_url, timeouts, client versions
+    [upstream] endpoints (name = base URL; every name in policy.endpoints needs one), token_url,
+               timeouts, client versions
     [oauth]    client_id, client_secret
     [models]   aliases (client model -> upstream model), opus / sonnet / haiku (family targets),
                ttl_s, startup_wait_s, fetch_timeout_s (the live model list)
@@ -151,10 +152,25 @@ def load_settings(
         problems = "; ".join(f"policy.{field}: {why}" for field, why in err.problems)
         raise ConfigError(f"{where}: {problems}") from None
     try:
-        return Settings.model_validate({**data, "policy": policy})
+        settings = Settings.model_validate({**data, "policy": policy})
     except ValidationError as err:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
             for e in err.errors()
         )
         raise ConfigError(f"{where}: {problems}") from None
+    _check_endpoints(settings, where)
+    return settings
+
+
+def _check_endpoints(settings: Settings, where: str) -> None:
+    """Every endpoint the policy tries needs a URL in [upstream] endpoints (else every attempt
+    to it would fail as unreachable); [upstream] may define more than the policy uses."""
+    named, defined = settings.policy.endpoints, list(settings.upstream.endpoints)
+    missing = [name for name in named if name not in defined]
+    if missing:
+        raise ConfigError(
+            f"{where}: policy.endpoints ({', '.join(named)}) and [upstream] endpoints "
+            f"({', '.join(defined)}) disagree: no URL for {', '.join(missing)}; define it in "
+            "[upstream] endpoints or drop it from policy.endpoints"
+        )

@@ -238,3 +238,16 @@ def test_an_empty_answer_becomes_a_placeholder_message_only_when_configured() ->
             assert status == 200 and "No response" in streamed_text(events)
 
     run(scenario())
+
+
+def test_the_sandbox_serves_the_endpoints_the_policy_names() -> None:
+    async def scenario() -> None:
+        async with proxy(
+            policy={"endpoints": ["edge"]},
+            upstream={"endpoints": {"edge": "https://edge.invalid"}},
+        ) as served:
+            status, _, _ = await post(served)
+            assert status == 200
+            assert {endpoint for endpoint, _ in calls(served)} == {"edge"}
+
+    run(scenario())
