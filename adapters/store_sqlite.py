@@ -1,6 +1,9 @@
 """The SQLite state store: accounts, their credentials, cooldowns, invalid reasons, across restarts.
 
-Implements the engine's `StateStore` port. Cooldowns are stored as wall-clock times and turned
+Implements the engine's `StateStore` port with narrow writes: a cooldown write only ever extends
+the stored one (max-merge in SQL), an invalid mark or an enabled flag changes that column alone,
+and nothing is written for an account removed meanwhile, so changes made by `interlock accounts`
+while the proxy runs are never overwritten. Cooldowns are stored as wall-clock times and turned
 back into the caller's monotonic time on load, so a restart keeps them. The database file is
 created with mode 0600 before SQLite opens it (SQLite gives its WAL and shared-memory files the
 same mode); WAL journaling lets `interlock accounts list` read while the proxy writes. Every
@@ -163,32 +166,35 @@ class SQLiteStore:
             )
         ]
 
-    def save_account(self, record: AccountRecord, now: float) -> None:
-        wall = self._wall()
+    def save_cooldown(
+        self, account_id: str, model: str, until: float, reason: str, now: float
+    ) -> None:
+        self.save_cooldown_wall(account_id, model, self._wall() + (until - now), reason)
+
+    def save_cooldown_wall(
+        self, account_id: str, model: str, until_wall: float, reason: str
+    ) -> None:
+        """Extend the cooldown of account x model to wall-clock `until_wall` (max-merge in SQL:
+        an earlier end changes nothing). Nothing is written for an account removed meanwhile."""
         with self._transaction() as db:
-            updated = db.execute(
-                "UPDATE accounts SET enabled=?, invalid_reason=?, verify_url=?, "
-                "quota_threshold=?, model_quota_thresholds=? WHERE id=?",
-                (
-                    int(record.enabled),
-                    record.invalid_reason,
-                    record.verify_url,
-                    record.quota_threshold,
-                    json.dumps(record.model_quota_thresholds),
-                    record.id,
-                ),
-            ).rowcount
-            if not updated:
-                return  # removed meanwhile by `interlock accounts remove`: do not resurrect it
-            db.execute("DELETE FROM cooldowns WHERE account_id=?", (record.id,))
-            db.executemany(
-                "INSERT INTO cooldowns (account_id, model, until_wall, reason) VALUES (?,?,?,?)",
-                [
-                    (record.id, model, wall + (cd.until - now), cd.reason)
-                    for model, cd in record.cooldowns.items()
-                    if cd.until > now
-                ],
+            db.execute(
+                "INSERT INTO cooldowns (account_id, model, until_wall, reason) "
+                "SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM accounts WHERE id=?) "
+                "ON CONFLICT (account_id, model) DO UPDATE SET "
+                "until_wall=excluded.until_wall, reason=excluded.reason "
+                "WHERE excluded.until_wall > cooldowns.until_wall",
+                (account_id, model, until_wall, reason, account_id),
             )
+
+    def save_invalid(self, account_id: str, reason: str | None, verify_url: str | None) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE accounts SET invalid_reason=?, verify_url=? WHERE id=?",
+                (reason, None if reason is None else verify_url, account_id),
+            )
+
+    def save_enabled(self, account_id: str, enabled: bool) -> None:
+        self.set_enabled(account_id, enabled)
 
     def remove_account(self, account_id: str) -> None:
         with self._transaction() as db:

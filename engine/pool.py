@@ -9,8 +9,9 @@ under asyncio no locks are needed, and under a virtual clock everything is deter
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from engine.events import AccountGranted, NoUsableAccount, PoolCoolingDown
 from engine.policy import Policy
@@ -56,6 +57,8 @@ class AccountPool:
         self._last_429: dict[tuple[str, str], tuple[float, str]] = {}
         self._strikes: dict[tuple[str, str], _Strikes] = {}
         self.budget_tokens = policy.retry_budget.max_tokens if policy.retry_budget else 0.0
+        self.store_failures = 0
+        self.last_store_error: str | None = None
         for item in [*self.store.load(now), *accounts]:
             record = AccountRecord(id=item) if isinstance(item, str) else item
             if record.id not in self._accounts:
@@ -77,9 +80,9 @@ class AccountPool:
             self._cooldowns[(record.id, model)] = Cooldown(cd.until, cd.reason)
 
     def add_account(self, account_id: str, now: float) -> None:
+        """Serve a new account (nothing to persist until something about it changes)."""
         if account_id not in self._accounts:
             self._adopt(AccountRecord(id=account_id))
-            self._persist(account_id, now)
 
     def remove_account(self, account_id: str) -> None:
         state = self._get(account_id)
@@ -88,7 +91,7 @@ class AccountPool:
         for table in (self._cooldowns, self._strikes, self._last_429):
             for key in [k for k in table if k[0] == account_id]:
                 del table[key]
-        self.store.remove_account(account_id)
+        self._write(self.store.remove_account, account_id)
 
     def _get(self, account_id: str) -> AccountState:
         try:
@@ -108,13 +111,13 @@ class AccountPool:
 
     def set_enabled(self, account_id: str, enabled: bool, now: float) -> None:
         self._get(account_id).enabled = enabled
-        self._persist(account_id, now)
+        self._write(self.store.save_enabled, account_id, enabled)
 
     def clear_invalid(self, account_id: str, now: float) -> None:
         state = self._get(account_id)
         state.invalid_reason = None
         state.verify_url = None
-        self._persist(account_id, now)
+        self._write(self.store.save_invalid, account_id, None, None)
 
     def update_quota(self, account_id: str, model: str, fraction: float, now: float) -> None:
         """Record a reported remaining-quota fraction (hybrid's quota awareness)."""
@@ -138,7 +141,7 @@ class AccountPool:
         if old is not None and old.until >= until:
             return old.until
         self._cooldowns[key] = Cooldown(until, reason)
-        self._persist(account_id, now)
+        self._write(self.store.save_cooldown, account_id, model, until, reason, now)
         return until
 
     def usable(self, account_id: str, model: str, now: float) -> bool:
@@ -242,7 +245,7 @@ class AccountPool:
         state = self._get(account_id)
         state.invalid_reason = reason
         state.verify_url = verify_url
-        self._persist(account_id, now)
+        self._write(self.store.save_invalid, account_id, reason, verify_url)
 
     # retry budget -------------------------------------------------------------------------
     def spend_retry_token(self) -> None:
@@ -271,5 +274,12 @@ class AccountPool:
             model_quota_thresholds=dict(state.model_quota_thresholds),
         )
 
-    def _persist(self, account_id: str, now: float) -> None:
-        self.store.save_account(self.record(account_id), now)
+    def _write(self, write: Callable[..., None], *args: Any) -> None:
+        """Persist one change. The change is already in force in memory; a store that fails
+        never fails the request that made it: the failure is counted for the adapters to
+        report (`store_failures`, `last_store_error`)."""
+        try:
+            write(*args)
+        except Exception as err:
+            self.store_failures += 1
+            self.last_store_error = f"{type(err).__name__}: {err}"

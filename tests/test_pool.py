@@ -671,3 +671,29 @@ def test_a_rejected_call_for_an_unknown_account_leaves_no_trace() -> None:
     pool.add_account("Z", 1.0)
     assert pool.cooldown("Z", MODEL, 1.0) is None
     assert pool.note_rate_limit("Z", MODEL, "r3", 1.0) == (False, 1)
+
+
+class FailingStore(InMemoryStore):
+    """A store whose every write fails (a full disk, a locked database)."""
+
+    def __getattribute__(self, name: str) -> Any:
+        if name.startswith(("save_", "remove_")):
+            return self.fail
+        return super().__getattribute__(name)
+
+    def fail(self, *args: Any) -> None:
+        raise OSError("disk full")
+
+
+def test_a_failing_store_never_fails_the_pool_call_that_changed_something() -> None:
+    store = FailingStore()
+    pool = pool_of(["A", "B"], store=store)
+    assert pool.cool_down("A", MODEL, 50.0, "quota", 0.0) == 50.0
+    pool.mark_invalid("B", REVOKED, None, 0.0)
+    pool.set_enabled("A", False, 0.0)
+    pool.clear_invalid("B", 0.0)
+    cooldown = pool.cooldown("A", MODEL, 1.0)
+    assert cooldown is not None and cooldown.until == 50.0
+    assert not pool.account("A").enabled and pool.account("B").valid
+    assert pool.store_failures == 4
+    assert pool.last_store_error == "OSError: disk full"
