@@ -5,7 +5,8 @@ Everything is validated at load by pydantic models (the retry policy by the engi
 OAuth client secret) may come from the environment so that they stay out of files; `repr` of
 the settings never shows them.
 
-    [server]   host, port, api_key, body_limit_mb, state, ping_interval_s, client_retry_limit_s
+    [server]   host, port, api_key, body_limit_mb, state, ping_interval_s, client_retry_limit_s,
+               record, record_max_mb, state_poll_s
     [upstream] endpoints (name = base URL; every name in policy.endpoints needs one), token_url,
                timeouts, client versions
     [oauth]    client_id, client_secret
@@ -53,6 +54,9 @@ class ServerSettings(_Section):
     (`x-should-retry: false`); the real reset stays in `retry-after` and the message."""
     record: str | None = None
     record_max_mb: float = Field(256, gt=0, le=100_000)
+    state_poll_s: float = Field(0.5, gt=0, le=1.5)
+    """How often the state database is checked for `interlock accounts` changes (they take
+    effect within this plus a read: under 2 s)."""
 
 
 class UpstreamSettings(_Section):

@@ -92,14 +92,24 @@ def default_path() -> Path:
 
 
 class SQLiteStore:
-    """The durable `StateStore`. `wall` is the wall clock (injectable for tests)."""
+    """The durable `StateStore`. `wall` is the wall clock (injectable for tests); `busy_s` is
+    how long a write waits for another connection's write lock before it fails. With
+    `any_thread`, the connection may be used from a worker thread (one at a time)."""
 
     def __init__(
-        self, path: Path | str, *, wall: Callable[[], float] = time.time, readonly: bool = False
+        self,
+        path: Path | str,
+        *,
+        wall: Callable[[], float] = time.time,
+        readonly: bool = False,
+        busy_s: float = 5.0,
+        any_thread: bool = False,
     ) -> None:
         self.path = Path(path)
         self._wall = wall
         self._readonly = readonly
+        self._busy_s = busy_s
+        self._any_thread = any_thread
         self._db = self._open()
 
     def _open(self) -> sqlite3.Connection:
@@ -107,13 +117,23 @@ class SQLiteStore:
             if self._readonly:
                 if not self.path.exists():
                     raise StoreError(f"{self.path}: no state database (nothing added yet)")
-                db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=5.0)
+                db = sqlite3.connect(
+                    f"file:{self.path}?mode=ro",
+                    uri=True,
+                    timeout=self._busy_s,
+                    check_same_thread=not self._any_thread,
+                )
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
                 if not self.path.exists():
                     os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
                 os.chmod(self.path, 0o600)
-                db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
+                db = sqlite3.connect(
+                    self.path,
+                    timeout=self._busy_s,
+                    isolation_level=None,
+                    check_same_thread=not self._any_thread,
+                )
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA foreign_keys=ON")
                 db.executescript(SCHEMA)
@@ -128,6 +148,11 @@ class SQLiteStore:
 
     def close(self) -> None:
         self._db.close()
+
+    def data_version(self) -> int:
+        """Changes whenever another connection commits (SQLite's `PRAGMA data_version`): a
+        cheap way to notice `interlock accounts ...` while the proxy runs."""
+        return int(self._db.execute("PRAGMA data_version").fetchone()[0])
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:

@@ -5,11 +5,15 @@ only ever extend, consecutive failures with the extended cooldown, the 429 dedup
 concurrent requests, quota strikes for the quota backoff tiers, account leases, the strategy,
 and the pool-wide retry budget. Every method is synchronous and takes `now` (monotonic seconds):
 under asyncio no locks are needed, and under a virtual clock everything is deterministic.
+
+Each change that must survive a restart goes to the injected store as it happens, as a narrow
+write of only what changed (a failing store never fails the call); `reconcile` applies what
+another writer (`interlock accounts`) changed in the store meanwhile.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +31,14 @@ REASON_IDS_SHOWN = 10
 class Cooldown:
     until: float
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoreChange:
+    """One change another writer made in the store, applied by `AccountPool.reconcile`."""
+
+    account: str
+    change: str  # "added", "removed", "enabled", "disabled", "invalid", "valid"
 
 
 @dataclass(slots=True)
@@ -56,6 +68,7 @@ class AccountPool:
         self._cooldowns: dict[tuple[str, str], Cooldown] = {}
         self._last_429: dict[tuple[str, str], tuple[float, str]] = {}
         self._strikes: dict[tuple[str, str], _Strikes] = {}
+        self._retired: set[str] = set()  # removed, but a request still holds a lease
         self.budget_tokens = policy.retry_budget.max_tokens if policy.retry_budget else 0.0
         self.store_failures = 0
         self.last_store_error: str | None = None
@@ -66,6 +79,13 @@ class AccountPool:
 
     # membership ---------------------------------------------------------------------------
     def _adopt(self, record: AccountRecord) -> None:
+        if record.id in self._retired:  # removed and added again while a request held it
+            self._retired.discard(record.id)
+            state = self._accounts[record.id]
+            state.enabled, state.invalid_reason = record.enabled, record.invalid_reason
+            state.verify_url = record.verify_url
+            self._order.append(state)
+            return
         state = AccountState(
             id=record.id,
             enabled=record.enabled,
@@ -81,17 +101,74 @@ class AccountPool:
 
     def add_account(self, account_id: str, now: float) -> None:
         """Serve a new account (nothing to persist until something about it changes)."""
-        if account_id not in self._accounts:
+        if account_id not in self._accounts or account_id in self._retired:
             self._adopt(AccountRecord(id=account_id))
 
     def remove_account(self, account_id: str) -> None:
-        state = self._get(account_id)
+        self._get(account_id)
+        self._write(account_id, self.store.remove_account, account_id)
+        self._forget(account_id)
+
+    def _forget(self, account_id: str) -> None:
+        """Stop serving the account. A request holding a lease on it finishes safely: the
+        account stays known to it (never selected, never usable, never written) until its
+        last lease is released."""
+        state = self._accounts[account_id]
+        if state in self._order:
+            self._order.remove(state)
+        if state.leases > 0:
+            self._retired.add(account_id)
+        else:
+            self._drop(account_id)
+
+    def _drop(self, account_id: str) -> None:
         del self._accounts[account_id]
-        self._order.remove(state)
+        self._retired.discard(account_id)
         for table in (self._cooldowns, self._strikes, self._last_429):
             for key in [k for k in table if k[0] == account_id]:
                 del table[key]
-        self._write(self.store.remove_account, account_id)
+
+    def reconcile(
+        self, known: Mapping[str, AccountRecord], stored: Iterable[AccountRecord], now: float
+    ) -> list[StoreChange]:
+        """Apply what another writer (`interlock accounts`) changed in the store since `known`,
+        the store as this pool last knew it; nothing is written back. Accounts added there are
+        served, accounts removed there are not (a request holding one finishes first), and an
+        enabled flag or invalid mark changed there replaces the pool's. What did not change
+        there stays as the pool has it, so a read that predates the pool's own latest writes
+        never undoes them. Cooldowns of accounts already served are the pool's own (they only
+        ever extend); an added account comes with its stored cooldowns."""
+        current = {record.id: record for record in stored}
+        changes = []
+        for account_id in known:
+            if account_id not in current and self._served(account_id):
+                self._forget(account_id)
+                changes.append(StoreChange(account_id, "removed"))
+        for account_id, record in current.items():
+            before = known.get(account_id)
+            if before is None:
+                if account_id not in self._accounts or account_id in self._retired:
+                    self._adopt(record)
+                    changes.append(StoreChange(account_id, "added"))
+                continue
+            if not self._served(account_id):
+                continue  # removed by this process; the store will follow
+            state = self._accounts[account_id]
+            if record.enabled != before.enabled:
+                state.enabled = record.enabled
+                changes.append(StoreChange(account_id, "enabled" if record.enabled else "disabled"))
+            if (record.invalid_reason, record.verify_url) != (
+                before.invalid_reason,
+                before.verify_url,
+            ):
+                state.invalid_reason, state.verify_url = record.invalid_reason, record.verify_url
+                changes.append(
+                    StoreChange(account_id, "invalid" if record.invalid_reason else "valid")
+                )
+        return changes
+
+    def _served(self, account_id: str) -> bool:
+        return account_id in self._accounts and account_id not in self._retired
 
     def _get(self, account_id: str) -> AccountState:
         try:
@@ -111,13 +188,13 @@ class AccountPool:
 
     def set_enabled(self, account_id: str, enabled: bool, now: float) -> None:
         self._get(account_id).enabled = enabled
-        self._write(self.store.save_enabled, account_id, enabled)
+        self._write(account_id, self.store.save_enabled, account_id, enabled)
 
     def clear_invalid(self, account_id: str, now: float) -> None:
         state = self._get(account_id)
         state.invalid_reason = None
         state.verify_url = None
-        self._write(self.store.save_invalid, account_id, None, None)
+        self._write(account_id, self.store.save_invalid, account_id, None, None)
 
     def update_quota(self, account_id: str, model: str, fraction: float, now: float) -> None:
         """Record a reported remaining-quota fraction (hybrid's quota awareness)."""
@@ -141,11 +218,13 @@ class AccountPool:
         if old is not None and old.until >= until:
             return old.until
         self._cooldowns[key] = Cooldown(until, reason)
-        self._write(self.store.save_cooldown, account_id, model, until, reason, now)
+        self._write(account_id, self.store.save_cooldown, account_id, model, until, reason, now)
         return until
 
     def usable(self, account_id: str, model: str, now: float) -> bool:
         state = self._get(account_id)
+        if account_id in self._retired:
+            return False
         return state.valid and self.cooldown(account_id, model, now) is None
 
     # selection ----------------------------------------------------------------------------
@@ -168,9 +247,11 @@ class AccountPool:
         state = self._accounts.get(account_id)
         if state is not None:
             state.leases -= 1
+            if state.leases <= 0 and account_id in self._retired:
+                self._drop(account_id)
 
     def leases(self) -> int:
-        return sum(a.leases for a in self._order)
+        return sum(a.leases for a in self._accounts.values())
 
     def _unusable_reasons(self) -> tuple[str, ...]:
         """Why no account can serve, grouped by reason, naming the accounts (at most
@@ -245,7 +326,7 @@ class AccountPool:
         state = self._get(account_id)
         state.invalid_reason = reason
         state.verify_url = verify_url
-        self._write(self.store.save_invalid, account_id, reason, verify_url)
+        self._write(account_id, self.store.save_invalid, account_id, reason, verify_url)
 
     # retry budget -------------------------------------------------------------------------
     def spend_retry_token(self) -> None:
@@ -274,10 +355,12 @@ class AccountPool:
             model_quota_thresholds=dict(state.model_quota_thresholds),
         )
 
-    def _write(self, write: Callable[..., None], *args: Any) -> None:
+    def _write(self, account_id: str, write: Callable[..., None], *args: Any) -> None:
         """Persist one change. The change is already in force in memory; a store that fails
         never fails the request that made it: the failure is counted for the adapters to
-        report (`store_failures`, `last_store_error`)."""
+        report (`store_failures`, `last_store_error`). A removed account is never written."""
+        if account_id in self._retired:
+            return
         try:
             write(*args)
         except Exception as err:

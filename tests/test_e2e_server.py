@@ -106,6 +106,7 @@ def test_models_health_accounts_and_telemetry_routes_answer_without_upstream_cal
             async with session.get(served.url + "/health") as r:
                 health = await r.json()
                 assert health["status"] == "ok" and health["accounts"]["usable"] == 2
+                assert health["state_writes"] == {"pending": 0, "failing": None}
             async with session.get(served.url + "/accounts") as r:
                 assert len((await r.json())["accounts"]) == 2
             async with session.post(served.url + "/api/event_logging/batch", json={"x": 1}) as r:
