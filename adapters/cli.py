@@ -318,7 +318,9 @@ def build_parser() -> argparse.ArgumentParser:
     a = sub.add_parser(
         "accounts",
         help="manage the Google accounts interlock serves requests with",
-        description="Manage accounts in the state database (readable while the proxy runs).",
+        description="Manage accounts in the state database. Works while `interlock serve` "
+        "runs: changes take effect in the running proxy within 2 seconds and are never "
+        "overwritten by it.",
     )
     a.add_argument(
         "--state",

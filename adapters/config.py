@@ -5,8 +5,10 @@ Everything is validated at load by pydantic models (the retry policy by the engi
 OAuth client secret) may come from the environment so that they stay out of files; `repr` of
 the settings never shows them.
 
-    [server]   host, port, api_key, body_limit_mb, state, ping_interval_s, client_retry_limit_s
-    [upstream] endpoints (name = base URL, in order), token_url, timeouts, client versions
+    [server]   host, port, api_key, body_limit_mb, state, ping_interval_s, client_retry_limit_s,
+               record, record_max_mb, state_poll_s
+    [upstream] endpoints (name = base URL; every name in policy.endpoints needs one), token_url,
+               timeouts, client versions
     [oauth]    client_id, client_secret
     [models]   aliases (client model -> upstream model), opus / sonnet / haiku (family targets),
                ttl_s, startup_wait_s, fetch_timeout_s (the live model list)
@@ -52,6 +54,9 @@ class ServerSettings(_Section):
     (`x-should-retry: false`); the real reset stays in `retry-after` and the message."""
     record: str | None = None
     record_max_mb: float = Field(256, gt=0, le=100_000)
+    state_poll_s: float = Field(0.5, gt=0, le=1.5)
+    """How often the state database is checked for `interlock accounts` changes (they take
+    effect within this plus a read: under 2 s)."""
 
 
 class UpstreamSettings(_Section):
@@ -151,10 +156,25 @@ def load_settings(
         problems = "; ".join(f"policy.{field}: {why}" for field, why in err.problems)
         raise ConfigError(f"{where}: {problems}") from None
     try:
-        return Settings.model_validate({**data, "policy": policy})
+        settings = Settings.model_validate({**data, "policy": policy})
     except ValidationError as err:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
             for e in err.errors()
         )
         raise ConfigError(f"{where}: {problems}") from None
+    _check_endpoints(settings, where)
+    return settings
+
+
+def _check_endpoints(settings: Settings, where: str) -> None:
+    """Every endpoint the policy tries needs a URL in [upstream] endpoints (else every attempt
+    to it would fail as unreachable); [upstream] may define more than the policy uses."""
+    named, defined = settings.policy.endpoints, list(settings.upstream.endpoints)
+    missing = [name for name in named if name not in defined]
+    if missing:
+        raise ConfigError(
+            f"{where}: policy.endpoints ({', '.join(named)}) and [upstream] endpoints "
+            f"({', '.join(defined)}) disagree: no URL for {', '.join(missing)}; define it in "
+            "[upstream] endpoints or drop it from policy.endpoints"
+        )

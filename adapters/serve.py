@@ -72,7 +72,7 @@ async def start_sandbox(
 ) -> tuple[Settings, FakeUpstream, Path, Any]:
     """Start the fake upstream with `accounts` simulated accounts; point the settings at it."""
     fake = FakeUpstream()
-    urls = await fake.start()
+    urls = await fake.start(settings.policy.endpoints)  # one fake site per endpoint tried
     tmp = tempfile.TemporaryDirectory(prefix="interlock-sandbox-")
     path = Path(tmp.name) / "state.db"
     store = SQLiteStore(path)

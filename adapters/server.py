@@ -7,7 +7,9 @@ answered quietly. Every error is Anthropic's error JSON with the right status, n
 traceback. Every answer carries a `request-id` header (the id in the log line and the trace),
 and answers that retrying cannot fix carry `x-should-retry: false`. An optional API key
 (`x-api-key` or bearer) is compared in constant time. One aiohttp `ClientSession`, one engine
-and one runner per app, held in typed app state and closed with the app.
+and one runner per app, held in typed app state and closed with the app; so is the task that
+writes the pool's changes to the state database behind the requests and applies changes made
+there by `interlock accounts` within `state_poll_s` (`adapters.store_sync`).
 
 Model names resolve through the model catalog (`adapters.models`: the upstream's live list,
 family rules, aliases); only a name that resolves to nothing is a 404.
@@ -52,6 +54,7 @@ from adapters.convert.signatures import SignatureCache
 from adapters.models import ModelCatalog, Resolution
 from adapters.models.catalog import Fetch
 from adapters.store_sqlite import SQLiteStore
+from adapters.store_sync import StoreSync
 from adapters.trace.format import Header
 from adapters.trace.recorder import FanOut, TraceFile, TraceRecorder
 from engine.machine import Engine
@@ -79,6 +82,7 @@ class Proxy:
     clock: Clock
     ids: Callable[[], str]
     models: ModelCatalog
+    sync: StoreSync
     told: set[str] = field(default_factory=set)  # things the log has said once
 
 
@@ -361,6 +365,7 @@ async def health(request: web.Request) -> web.Response:
             "status": "ok" if usable else "degraded",
             "accounts": {"total": len(rows), "usable": len(usable)},
             "endpoints": _endpoint_rows(proxy),
+            "state_writes": {"pending": proxy.sync.pending, "failing": proxy.sync.failing},
         }
     )
 
@@ -426,7 +431,9 @@ def make_app(
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         the_clock = clock or SystemClock()
-        pool = AccountPool(settings.policy, store=store, now=the_clock.now())
+        sync = StoreSync(store.path, now=the_clock.now)
+        pool = AccountPool(settings.policy, store=sync, now=the_clock.now())
+        sync.start(pool, settings.server.state_poll_s)
         the_seed = seed if seed is not None else random.randrange(2**31)
         engine = Engine(settings.policy, pool, rng=random.Random(the_seed))
         trace_file = recorder = None
@@ -463,10 +470,12 @@ def make_app(
             the_clock,
             lambda: f"{prefix}-{next(counter)}",
             catalog,
+            sync,
         )
         yield
         await catalog.close()
         await session.close()
+        await sync.close()  # after the last request: what it changed is written
         if trace_file is not None:
             trace_file.close()
 

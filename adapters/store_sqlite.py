@@ -1,6 +1,9 @@
 """The SQLite state store: accounts, their credentials, cooldowns, invalid reasons, across restarts.
 
-Implements the engine's `StateStore` port. Cooldowns are stored as wall-clock times and turned
+Implements the engine's `StateStore` port with narrow writes: a cooldown write only ever extends
+the stored one (max-merge in SQL), an invalid mark or an enabled flag changes that column alone,
+and nothing is written for an account removed meanwhile, so changes made by `interlock accounts`
+while the proxy runs are never overwritten. Cooldowns are stored as wall-clock times and turned
 back into the caller's monotonic time on load, so a restart keeps them. The database file is
 created with mode 0600 before SQLite opens it (SQLite gives its WAL and shared-memory files the
 same mode); WAL journaling lets `interlock accounts list` read while the proxy writes. Every
@@ -89,14 +92,24 @@ def default_path() -> Path:
 
 
 class SQLiteStore:
-    """The durable `StateStore`. `wall` is the wall clock (injectable for tests)."""
+    """The durable `StateStore`. `wall` is the wall clock (injectable for tests); `busy_s` is
+    how long a write waits for another connection's write lock before it fails. With
+    `any_thread`, the connection may be used from a worker thread (one at a time)."""
 
     def __init__(
-        self, path: Path | str, *, wall: Callable[[], float] = time.time, readonly: bool = False
+        self,
+        path: Path | str,
+        *,
+        wall: Callable[[], float] = time.time,
+        readonly: bool = False,
+        busy_s: float = 5.0,
+        any_thread: bool = False,
     ) -> None:
         self.path = Path(path)
         self._wall = wall
         self._readonly = readonly
+        self._busy_s = busy_s
+        self._any_thread = any_thread
         self._db = self._open()
 
     def _open(self) -> sqlite3.Connection:
@@ -104,13 +117,23 @@ class SQLiteStore:
             if self._readonly:
                 if not self.path.exists():
                     raise StoreError(f"{self.path}: no state database (nothing added yet)")
-                db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=5.0)
+                db = sqlite3.connect(
+                    f"file:{self.path}?mode=ro",
+                    uri=True,
+                    timeout=self._busy_s,
+                    check_same_thread=not self._any_thread,
+                )
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
                 if not self.path.exists():
                     os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
                 os.chmod(self.path, 0o600)
-                db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
+                db = sqlite3.connect(
+                    self.path,
+                    timeout=self._busy_s,
+                    isolation_level=None,
+                    check_same_thread=not self._any_thread,
+                )
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA foreign_keys=ON")
                 db.executescript(SCHEMA)
@@ -125,6 +148,11 @@ class SQLiteStore:
 
     def close(self) -> None:
         self._db.close()
+
+    def data_version(self) -> int:
+        """Changes whenever another connection commits (SQLite's `PRAGMA data_version`): a
+        cheap way to notice `interlock accounts ...` while the proxy runs."""
+        return int(self._db.execute("PRAGMA data_version").fetchone()[0])
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -163,32 +191,35 @@ class SQLiteStore:
             )
         ]
 
-    def save_account(self, record: AccountRecord, now: float) -> None:
-        wall = self._wall()
+    def save_cooldown(
+        self, account_id: str, model: str, until: float, reason: str, now: float
+    ) -> None:
+        self.save_cooldown_wall(account_id, model, self._wall() + (until - now), reason)
+
+    def save_cooldown_wall(
+        self, account_id: str, model: str, until_wall: float, reason: str
+    ) -> None:
+        """Extend the cooldown of account x model to wall-clock `until_wall` (max-merge in SQL:
+        an earlier end changes nothing). Nothing is written for an account removed meanwhile."""
         with self._transaction() as db:
-            updated = db.execute(
-                "UPDATE accounts SET enabled=?, invalid_reason=?, verify_url=?, "
-                "quota_threshold=?, model_quota_thresholds=? WHERE id=?",
-                (
-                    int(record.enabled),
-                    record.invalid_reason,
-                    record.verify_url,
-                    record.quota_threshold,
-                    json.dumps(record.model_quota_thresholds),
-                    record.id,
-                ),
-            ).rowcount
-            if not updated:
-                return  # removed meanwhile by `interlock accounts remove`: do not resurrect it
-            db.execute("DELETE FROM cooldowns WHERE account_id=?", (record.id,))
-            db.executemany(
-                "INSERT INTO cooldowns (account_id, model, until_wall, reason) VALUES (?,?,?,?)",
-                [
-                    (record.id, model, wall + (cd.until - now), cd.reason)
-                    for model, cd in record.cooldowns.items()
-                    if cd.until > now
-                ],
+            db.execute(
+                "INSERT INTO cooldowns (account_id, model, until_wall, reason) "
+                "SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM accounts WHERE id=?) "
+                "ON CONFLICT (account_id, model) DO UPDATE SET "
+                "until_wall=excluded.until_wall, reason=excluded.reason "
+                "WHERE excluded.until_wall > cooldowns.until_wall",
+                (account_id, model, until_wall, reason, account_id),
             )
+
+    def save_invalid(self, account_id: str, reason: str | None, verify_url: str | None) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE accounts SET invalid_reason=?, verify_url=? WHERE id=?",
+                (reason, None if reason is None else verify_url, account_id),
+            )
+
+    def save_enabled(self, account_id: str, enabled: bool) -> None:
+        self.set_enabled(account_id, enabled)
 
     def remove_account(self, account_id: str) -> None:
         with self._transaction() as db:

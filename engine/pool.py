@@ -10,13 +10,17 @@ locks are needed, and under a virtual clock everything is deterministic.
 `select` is where work conservation lives: it grants a target usable now that the request has
 not failed on (its current account first, then accounts it has not tried, by the strategy),
 else says when the earliest one becomes usable and why, else that every target failed.
+
+Each change that must survive a restart goes to the injected store as it happens, as a narrow
+write of only what changed (a failing store never fails the call); `reconcile` applies what
+another writer (`interlock accounts`) changed in the store meanwhile.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from engine.events import AllTargetsFailed, NoUsableAccount, PoolCoolingDown, TargetGranted
 from engine.health import EndpointHealth
@@ -35,6 +39,14 @@ REASON_IDS_SHOWN = 10
 class Cooldown:
     until: float
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoreChange:
+    """One change another writer made in the store, applied by `AccountPool.reconcile`."""
+
+    account: str
+    change: str  # "added", "removed", "enabled", "disabled", "invalid", "valid"
 
 
 @dataclass(slots=True)
@@ -84,6 +96,9 @@ class AccountPool:
             name: EndpointHealth(name, policy.breaker, policy.endpoint_budget, now)
             for name in policy.endpoints
         }
+        self._retired: set[str] = set()  # removed, but a request still holds a lease
+        self.store_failures = 0
+        self.last_store_error: str | None = None
         for item in [*self.store.load(now), *accounts]:
             record = AccountRecord(id=item) if isinstance(item, str) else item
             if record.id not in self._accounts:
@@ -91,6 +106,13 @@ class AccountPool:
 
     # membership ---------------------------------------------------------------------------
     def _adopt(self, record: AccountRecord) -> None:
+        if record.id in self._retired:  # removed and added again while a request held it
+            self._retired.discard(record.id)
+            state = self._accounts[record.id]
+            state.enabled, state.invalid_reason = record.enabled, record.invalid_reason
+            state.verify_url = record.verify_url
+            self._order.append(state)
+            return
         state = AccountState(
             id=record.id,
             enabled=record.enabled,
@@ -105,20 +127,77 @@ class AccountPool:
             self._cooldowns[(record.id, model)] = Cooldown(cd.until, cd.reason)
 
     def add_account(self, account_id: str, now: float) -> None:
-        if account_id not in self._accounts:
+        """Serve a new account (nothing to persist until something about it changes)."""
+        if account_id not in self._accounts or account_id in self._retired:
             self._adopt(AccountRecord(id=account_id))
-            self._persist(account_id, now)
 
     def remove_account(self, account_id: str) -> None:
-        state = self._get(account_id)
+        self._get(account_id)
+        self._write(account_id, self.store.remove_account, account_id)
+        self._forget(account_id)
+
+    def _forget(self, account_id: str) -> None:
+        """Stop serving the account. A request holding a lease on it finishes safely: the
+        account stays known to it (never selected, never usable, never written) until its
+        last lease is released."""
+        state = self._accounts[account_id]
+        if state in self._order:
+            self._order.remove(state)
+        if state.leases > 0:
+            self._retired.add(account_id)
+        else:
+            self._drop(account_id)
+
+    def _drop(self, account_id: str) -> None:
         del self._accounts[account_id]
-        self._order.remove(state)
+        self._retired.discard(account_id)
         for table in (self._cooldowns, self._strikes, self._last_429):
             for key in [k for k in table if k[0] == account_id]:
                 del table[key]
         for rest in [k for k in self._rests if k[0] == account_id]:
             del self._rests[rest]
-        self.store.remove_account(account_id)
+
+    def reconcile(
+        self, known: Mapping[str, AccountRecord], stored: Iterable[AccountRecord], now: float
+    ) -> list[StoreChange]:
+        """Apply what another writer (`interlock accounts`) changed in the store since `known`,
+        the store as this pool last knew it; nothing is written back. Accounts added there are
+        served, accounts removed there are not (a request holding one finishes first), and an
+        enabled flag or invalid mark changed there replaces the pool's. What did not change
+        there stays as the pool has it, so a read that predates the pool's own latest writes
+        never undoes them. Cooldowns of accounts already served are the pool's own (they only
+        ever extend); an added account comes with its stored cooldowns."""
+        current = {record.id: record for record in stored}
+        changes = []
+        for account_id in known:
+            if account_id not in current and self._served(account_id):
+                self._forget(account_id)
+                changes.append(StoreChange(account_id, "removed"))
+        for account_id, record in current.items():
+            before = known.get(account_id)
+            if before is None:
+                if account_id not in self._accounts or account_id in self._retired:
+                    self._adopt(record)
+                    changes.append(StoreChange(account_id, "added"))
+                continue
+            if not self._served(account_id):
+                continue  # removed by this process; the store will follow
+            state = self._accounts[account_id]
+            if record.enabled != before.enabled:
+                state.enabled = record.enabled
+                changes.append(StoreChange(account_id, "enabled" if record.enabled else "disabled"))
+            if (record.invalid_reason, record.verify_url) != (
+                before.invalid_reason,
+                before.verify_url,
+            ):
+                state.invalid_reason, state.verify_url = record.invalid_reason, record.verify_url
+                changes.append(
+                    StoreChange(account_id, "invalid" if record.invalid_reason else "valid")
+                )
+        return changes
+
+    def _served(self, account_id: str) -> bool:
+        return account_id in self._accounts and account_id not in self._retired
 
     def _get(self, account_id: str) -> AccountState:
         try:
@@ -138,13 +217,13 @@ class AccountPool:
 
     def set_enabled(self, account_id: str, enabled: bool, now: float) -> None:
         self._get(account_id).enabled = enabled
-        self._persist(account_id, now)
+        self._write(account_id, self.store.save_enabled, account_id, enabled)
 
     def clear_invalid(self, account_id: str, now: float) -> None:
         state = self._get(account_id)
         state.invalid_reason = None
         state.verify_url = None
-        self._persist(account_id, now)
+        self._write(account_id, self.store.save_invalid, account_id, None, None)
 
     def update_quota(self, account_id: str, model: str, fraction: float, now: float) -> None:
         """Record a reported remaining-quota fraction (hybrid's quota awareness)."""
@@ -168,12 +247,14 @@ class AccountPool:
         if old is not None and old.until >= until:
             return old.until
         self._cooldowns[key] = Cooldown(until, reason)
-        self._persist(account_id, now)
+        self._write(account_id, self.store.save_cooldown, account_id, model, until, reason, now)
         return until
 
     def usable(self, account_id: str, model: str, now: float, endpoint: str | None = None) -> bool:
         """May the account (at `endpoint`, if given) serve `model` now?"""
         state = self._get(account_id)
+        if account_id in self._retired:
+            return False
         if not state.valid or self.cooldown(account_id, model, now) is not None:
             return False
         return endpoint is None or self.rest(account_id, model, endpoint, now) is None
@@ -301,9 +382,11 @@ class AccountPool:
         state = self._accounts.get(account_id)
         if state is not None:
             state.leases -= 1
+            if state.leases <= 0 and account_id in self._retired:
+                self._drop(account_id)
 
     def leases(self) -> int:
-        return sum(a.leases for a in self._order)
+        return sum(a.leases for a in self._accounts.values())
 
     def _unusable_reasons(self) -> tuple[str, ...]:
         """Why no account can serve, grouped by reason, naming the accounts (at most
@@ -365,7 +448,7 @@ class AccountPool:
         state = self._get(account_id)
         state.invalid_reason = reason
         state.verify_url = verify_url
-        self._persist(account_id, now)
+        self._write(account_id, self.store.save_invalid, account_id, reason, verify_url)
 
     # persistence --------------------------------------------------------------------------
     def record(self, account_id: str) -> AccountRecord:
@@ -384,5 +467,14 @@ class AccountPool:
             model_quota_thresholds=dict(state.model_quota_thresholds),
         )
 
-    def _persist(self, account_id: str, now: float) -> None:
-        self.store.save_account(self.record(account_id), now)
+    def _write(self, account_id: str, write: Callable[..., None], *args: Any) -> None:
+        """Persist one change. The change is already in force in memory; a store that fails
+        never fails the request that made it: the failure is counted for the adapters to
+        report (`store_failures`, `last_store_error`). A removed account is never written."""
+        if account_id in self._retired:
+            return
+        try:
+            write(*args)
+        except Exception as err:
+            self.store_failures += 1
+            self.last_store_error = f"{type(err).__name__}: {err}"

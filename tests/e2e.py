@@ -16,6 +16,7 @@ import aiohttp
 from adapters import serve
 from adapters.config import load_settings
 from adapters.serve import Served
+from adapters.server import PROXY
 
 T = TypeVar("T")
 FAST_POLICY: dict[str, Any] = {
@@ -60,6 +61,12 @@ async def proxy(
         yield served
     finally:
         await served.stop()
+
+
+async def written(served: Served) -> None:
+    """Wait until what the proxy queued for the state database so far is written (the writes
+    happen behind the requests, not inside them)."""
+    await served.runner.app[PROXY].sync.tick()
 
 
 def calls(served: Served) -> list[tuple[str, str | None]]:

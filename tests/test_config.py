@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -84,3 +87,45 @@ def test_the_models_section_sets_aliases_family_targets_and_the_live_lists_timin
     assert models.aliases == {"fast": "gemini-3-flash"} and models.haiku == "gemini-3.1-pro-low"
     assert (models.opus, models.sonnet) == (None, None)
     assert (models.ttl_s, models.startup_wait_s, models.fetch_timeout_s) == (60, 0, 2.5)
+
+
+def test_a_policy_endpoint_the_upstream_section_does_not_define_fails_naming_both_lists(
+    tmp_path: Path,
+) -> None:
+    path = write(
+        tmp_path,
+        '[upstream]\nendpoints = { daily = "https://d.example", edge = "https://e.example" }\n'
+        '[policy]\nendpoints = ["daily", "prod"]\n',
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, env={})
+    message = str(caught.value)
+    assert message.startswith(str(path))
+    assert "policy.endpoints (daily, prod)" in message
+    assert "[upstream] endpoints (daily, edge)" in message
+    assert "no URL for prod" in message
+
+
+def test_the_upstream_section_may_define_endpoints_the_policy_does_not_use(
+    tmp_path: Path,
+) -> None:
+    path = write(tmp_path, '[policy]\nendpoints = ["prod"]\n')
+    settings = load_settings(path, env={})
+    assert settings.policy.endpoints == ("prod",)
+    assert list(settings.upstream.endpoints) == ["daily", "prod"]
+
+
+def test_serve_with_mismatched_endpoints_prints_one_line_and_exits_2(tmp_path: Path) -> None:
+    path = write(tmp_path, '[policy]\nendpoints = ["daily", "canary"]\n')
+    result = subprocess.run(
+        [sys.executable, "-m", "adapters.cli", "serve", "--config", str(path), "--port", "0"],
+        env={**os.environ, "INTERLOCK_STATE": str(tmp_path / "state.db")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert result.stderr.startswith("interlock: ") and "no URL for canary" in result.stderr

@@ -21,7 +21,7 @@ from adapters.fake_upstream import (
     stream,
     text,
 )
-from tests.e2e import calls, post, proxy, run, streamed_text
+from tests.e2e import calls, post, proxy, run, streamed_text, written
 
 A1, A2 = "account-1", "account-2"
 SWITCH = [("daily", A1), ("daily", A2)]
@@ -114,6 +114,7 @@ def test_a_revoked_refresh_token_invalidates_the_account_and_another_serves() ->
             status, _, _ = await post(served)
             assert status == 200
             assert calls(served) == [("daily", A2)]
+            await written(served)
             listing = {a.email: a for a in served.store.accounts()}
             assert listing["account-1@sandbox.invalid"].invalid_reason is not None
 

@@ -14,7 +14,7 @@ from adapters import serve
 from adapters.config import load_settings
 from adapters.fake_upstream import FakeUpstream, preset
 from adapters.store_sqlite import Credentials, SQLiteStore
-from tests.e2e import FAST_POLICY, FAST_UPSTREAM, post, run
+from tests.e2e import FAST_POLICY, FAST_UPSTREAM, post, run, written
 
 
 def test_cooldowns_and_invalid_accounts_survive_a_restart_and_are_listed_meanwhile(
@@ -49,6 +49,7 @@ def test_cooldowns_and_invalid_accounts_survive_a_restart_and_are_listed_meanwhi
             try:
                 status, _, _ = await post(first)  # a: 429 (rests), b: revoked, c: answers
                 assert status == 200
+                await written(first)  # the state writes happen behind the request
                 listed = subprocess.run(
                     [sys.executable, "-m", "adapters.cli", "accounts", "list", "--json"],
                     env={**os.environ, "INTERLOCK_STATE": str(state)},

@@ -106,6 +106,7 @@ def test_models_health_accounts_and_telemetry_routes_answer_without_upstream_cal
             async with session.get(served.url + "/health") as r:
                 health = await r.json()
                 assert health["status"] == "ok" and health["accounts"]["usable"] == 2
+                assert health["state_writes"] == {"pending": 0, "failing": None}
             async with session.get(served.url + "/accounts") as r:
                 assert len((await r.json())["accounts"]) == 2
             async with session.post(served.url + "/api/event_logging/batch", json={"x": 1}) as r:
@@ -150,8 +151,9 @@ def test_a_client_that_leaves_mid_stream_cancels_upstream_and_releases_the_accou
                 session.post(served.url + "/v1/messages", json={**BODY, "stream": True}) as r,
             ):
                 await r.content.readline()  # the stream has committed
-            await _until(lambda: _in_flight(served) == 0)
-            assert served.fake.requests(path="streamGenerateContent")[0].finished
+            upstream = served.fake.requests(path="streamGenerateContent")[0]
+            # the fake notices the cancelled upstream stream a moment after the lease is back
+            await _until(lambda: _in_flight(served) == 0 and upstream.finished is not None)
             status, _, _ = await post(served)
             assert status == 200
 
@@ -244,5 +246,18 @@ def test_an_empty_answer_becomes_a_placeholder_message_only_when_configured() ->
             assert status == 200 and "No response" in body["content"][0]["text"]
             status, _, events = await post(served, stream=True)
             assert status == 200 and "No response" in streamed_text(events)
+
+    run(scenario())
+
+
+def test_the_sandbox_serves_the_endpoints_the_policy_names() -> None:
+    async def scenario() -> None:
+        async with proxy(
+            policy={"endpoints": ["edge"]},
+            upstream={"endpoints": {"edge": "https://edge.invalid"}},
+        ) as served:
+            status, _, _ = await post(served)
+            assert status == 200
+            assert {endpoint for endpoint, _ in calls(served)} == {"edge"}
 
     run(scenario())

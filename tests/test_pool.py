@@ -749,3 +749,101 @@ def test_a_rejected_call_for_an_unknown_account_leaves_no_trace() -> None:
     pool.add_account("Z", 1.0)
     assert pool.cooldown("Z", MODEL, 1.0) is None
     assert pool.note_rate_limit("Z", MODEL, "r3", 1.0) == (False, 1)
+
+
+class FailingStore(InMemoryStore):
+    """A store whose every write fails (a full disk, a locked database)."""
+
+    def __getattribute__(self, name: str) -> Any:
+        if name.startswith(("save_", "remove_")):
+            return self.fail
+        return super().__getattribute__(name)
+
+    def fail(self, *args: Any) -> None:
+        raise OSError("disk full")
+
+
+def test_a_failing_store_never_fails_the_pool_call_that_changed_something() -> None:
+    store = FailingStore()
+    pool = pool_of(["A", "B"], store=store)
+    assert pool.cool_down("A", MODEL, 50.0, "quota", 0.0) == 50.0
+    pool.mark_invalid("B", REVOKED, None, 0.0)
+    pool.set_enabled("A", False, 0.0)
+    pool.clear_invalid("B", 0.0)
+    cooldown = pool.cooldown("A", MODEL, 1.0)
+    assert cooldown is not None and cooldown.until == 50.0
+    assert not pool.account("A").enabled and pool.account("B").valid
+    assert pool.store_failures == 4
+    assert pool.last_store_error == "OSError: disk full"
+
+
+# reconciling with changes another writer made in the store ----------------------------------
+def records(*specs: tuple[str, dict[str, Any]]) -> dict[str, AccountRecord]:
+    return {account_id: AccountRecord(id=account_id, **fields) for account_id, fields in specs}
+
+
+def test_accounts_added_in_the_store_are_served_and_removed_ones_are_not() -> None:
+    known = records(("A", {}), ("B", {}))
+    pool = AccountPool(policy("round-robin"), store=InMemoryStore(list(known.values())))
+    stored_now = records(
+        ("B", {}),
+        ("C", {"cooldowns": {OTHER_MODEL: CooldownRecord(until=50.0, reason="quota")}}),
+    )
+    changes = pool.reconcile(known, stored_now.values(), 1.0)
+    assert [(c.account, c.change) for c in changes] == [("A", "removed"), ("C", "added")]
+    assert pool.account_ids == ["B", "C"]
+    assert sorted(picks(pool, 4, 1.0)) == ["B", "B", "C", "C"]
+    assert pool.cooldown("C", OTHER_MODEL, 1.0) is not None
+
+
+def test_enable_disable_and_a_cleared_invalid_mark_in_the_store_replace_the_pools() -> None:
+    known = records(("A", {}), ("B", {"enabled": False}), ("C", {"invalid_reason": REVOKED}))
+    pool = AccountPool(policy(), store=InMemoryStore(list(known.values())))
+    stored_now = records(("A", {"enabled": False}), ("B", {}), ("C", {}))
+    changes = pool.reconcile(known, stored_now.values(), 1.0)
+    assert [(c.account, c.change) for c in changes] == [
+        ("A", "disabled"),
+        ("B", "enabled"),
+        ("C", "valid"),
+    ]
+    assert not pool.account("A").enabled
+    assert pool.account("B").valid and pool.account("C").valid
+
+
+def test_a_store_read_older_than_the_pools_own_change_never_undoes_it() -> None:
+    known = records(("A", {}), ("B", {}))
+    store = InMemoryStore(list(known.values()))
+    pool = AccountPool(policy(), store=store)
+    pool.mark_invalid("A", REVOKED, None, 1.0)  # the store has not caught up when it is read
+    pool.set_enabled("B", False, 1.0)
+    assert pool.reconcile(known, known.values(), 2.0) == []
+    assert pool.account("A").invalid_reason == REVOKED and not pool.account("B").enabled
+
+
+def test_an_account_removed_while_a_request_holds_it_serves_that_request_to_its_end() -> None:
+    known = records(("A", {}), ("B", {}))
+    store = InMemoryStore(list(known.values()))
+    pool = AccountPool(policy("sticky"), store=store)
+    assert pick(pool) == "A"  # a request leases A
+    pool.reconcile(known, [known["B"]], 1.0)  # `interlock accounts remove A`
+    assert pool.account_ids == ["B"] and pick(pool, 1.0) == "B"
+    assert not pool.usable("A", MODEL, 1.0)  # the request will not send to A again
+    pool.cool_down("A", MODEL, 60.0, "quota", 1.0)  # its outcome is still recorded safely,
+    pool.record_success("A", MODEL, 1.0)
+    pool.mark_invalid("A", REVOKED, None, 1.0)
+    assert store.writes == 0  # but never written back: A stays removed
+    pool.release("A")
+    pool.release("B")
+    assert pool.leases() == 0
+    with pytest.raises(UnknownAccount):
+        pool.account("A")
+
+
+def test_a_removed_account_added_again_is_served_again() -> None:
+    known = records(("A", {}), ("B", {}))
+    pool = AccountPool(policy("round-robin"), store=InMemoryStore(list(known.values())))
+    pick(pool)
+    pool.reconcile(known, [known["B"]], 1.0)
+    pool.reconcile({"B": known["B"]}, known.values(), 2.0)
+    assert sorted(pool.account_ids) == ["A", "B"]
+    assert pool.usable("A", MODEL, 2.0)

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from adapters.accounts import AccountsFileError, format_accounts, import_js_accounts
-from adapters.store_sqlite import Credentials, SQLiteStore, StoreError
+from adapters.cli import main as cli_main
+from adapters.store_sqlite import AccountInfo, Credentials, SQLiteStore, StoreError
 from engine.policy import Policy
 from engine.pool import AccountPool
 
@@ -189,3 +190,85 @@ def test_an_unreadable_or_corrupt_accounts_file_is_refused_and_nothing_changes(
     with pytest.raises(AccountsFileError, match=re.escape(message)):
         import_js_accounts(path, store)
     assert [a.email for a in store.accounts()] == ["keep@example.com"]
+
+
+# a running proxy and `interlock accounts` share the database ---------------------------------
+def cli(tmp_path: Path, *args: str) -> None:
+    """`interlock accounts ...` on its own connection, as from another process."""
+    assert cli_main(["accounts", "--state", str(tmp_path / "state.db"), *args]) == 0
+
+
+def two_accounts(tmp_path: Path, wall: Wall) -> tuple[SQLiteStore, str, str]:
+    store = make_store(tmp_path, wall)
+    a = store.add_account("a@example.com", Credentials(refresh_token=SECRET))
+    b = store.add_account("b@example.com", Credentials(refresh_token=SECRET + "b"))
+    assert a and b
+    return store, a, b
+
+
+def listed(tmp_path: Path) -> dict[str, AccountInfo]:
+    reader = SQLiteStore(tmp_path / "state.db", readonly=True, wall=Wall(1_000_000.0))
+    try:
+        return {info.email: info for info in reader.accounts()}
+    finally:
+        reader.close()
+
+
+def test_a_cooldown_recorded_by_a_running_pool_keeps_an_account_the_cli_disabled_disabled(
+    tmp_path: Path,
+) -> None:
+    store, a, _ = two_accounts(tmp_path, Wall(1_000_000.0))
+    pool = AccountPool(Policy(), store=store, now=0.0)
+    cli(tmp_path, "disable", "a@example.com")
+    pool.cool_down(a, MODEL, 60.0, "rate limited", 0.0)
+    after = listed(tmp_path)["a@example.com"]
+    assert after.enabled is False
+    assert after.cooldowns[MODEL] == (1_000_060.0, "rate limited")
+
+
+def test_a_cooldown_recorded_by_a_running_pool_keeps_an_account_the_cli_enabled_enabled(
+    tmp_path: Path,
+) -> None:
+    store, a, _ = two_accounts(tmp_path, Wall(1_000_000.0))
+    store.set_enabled(a, False)
+    pool = AccountPool(Policy(), store=store, now=0.0)
+    cli(tmp_path, "enable", "a@example.com")
+    pool.cool_down(a, MODEL, 60.0, "rate limited", 0.0)
+    assert listed(tmp_path)["a@example.com"].enabled is True
+
+
+def test_an_invalid_mark_the_cli_cleared_stays_cleared_when_the_pool_records_a_cooldown(
+    tmp_path: Path,
+) -> None:
+    store, a, _ = two_accounts(tmp_path, Wall(1_000_000.0))
+    pool = AccountPool(Policy(), store=store, now=0.0)
+    pool.mark_invalid(a, "Account requires verification", "https://verify.example", 0.0)
+    assert listed(tmp_path)["a@example.com"].invalid_reason == "Account requires verification"
+    cli(tmp_path, "enable", "a@example.com")
+    pool.cool_down(a, MODEL, 60.0, "rate limited", 0.0)
+    after = listed(tmp_path)["a@example.com"]
+    assert (after.invalid_reason, after.verify_url) == (None, None)
+
+
+def test_a_stored_cooldown_only_ever_extends_and_other_models_keep_theirs(tmp_path: Path) -> None:
+    store, a, _ = two_accounts(tmp_path, Wall(1_000_000.0))
+    first = AccountPool(Policy(), store=store, now=0.0)
+    second = AccountPool(Policy(), store=make_store(tmp_path, Wall(1_000_000.0)), now=0.0)
+    first.cool_down(a, MODEL, 3600.0, "quota exhausted", 0.0)
+    first.cool_down(a, "gemini-3-flash", 600.0, "quota exhausted", 0.0)
+    second.cool_down(a, MODEL, 60.0, "rate limited", 0.0)  # a stale, shorter view of `a`
+    assert listed(tmp_path)["a@example.com"].cooldowns == {
+        MODEL: (1_003_600.0, "quota exhausted"),
+        "gemini-3-flash": (1_000_600.0, "quota exhausted"),
+    }
+
+
+def test_a_cooldown_on_an_account_the_cli_removed_writes_nothing(tmp_path: Path) -> None:
+    store, a, _ = two_accounts(tmp_path, Wall(1_000_000.0))
+    pool = AccountPool(Policy(), store=store, now=0.0)
+    cli(tmp_path, "remove", "a@example.com")
+    pool.cool_down(a, MODEL, 60.0, "rate limited", 0.0)
+    pool.mark_invalid(a, "Token revoked", None, 0.0)
+    pool.set_enabled(a, False, 0.0)
+    assert list(listed(tmp_path)) == ["b@example.com"]
+    assert store.credentials(a) == Credentials()
