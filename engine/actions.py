@@ -34,12 +34,7 @@ from engine.events import (
     TargetReleased,
 )
 from engine.failures import Failure, FailureKind
-from engine.guards import (
-    capacity_rest_ms,
-    pool_wait_ms,
-    rate_limit_rest_ms,
-    round_pause_ms,
-)
+from engine.guards import capacity_rest_ms, rate_limit_rest_ms, round_pause_ms
 from engine.request import Request
 from engine.spec import INVALID_REASONS, RATE_LIMIT_KINDS, REST_REASONS, answer
 
@@ -58,10 +53,16 @@ def format_duration(ms: float) -> str:
 
 # helpers ------------------------------------------------------------------------------------
 def _wait(r: Request, delay_ms: float, purpose: str, resume: str) -> None:
-    r.wait_until = r.now + delay_ms / 1000.0
+    _wait_until(r, r.now + delay_ms / 1000.0, purpose, resume)
+
+
+def _wait_until(r: Request, until: float, purpose: str, resume: str) -> None:
+    """Wait until the absolute moment `until` (a pool wait ends exactly when the earliest
+    target becomes usable, not a float rounding before it)."""
+    r.wait_until = until
     r.wait_purpose = purpose
     r.resume = resume
-    r.waited += delay_ms / 1000.0
+    r.waited += until - r.now
 
 
 def cool_down_account(r: Request, delay_ms: float, reason: str) -> None:
@@ -208,7 +209,7 @@ _WAIT_PURPOSES = {
 def wait_for_pool(r: Request) -> None:
     assert isinstance(r.event, PoolCoolingDown)
     r.pool_waits += 1
-    _wait(r, pool_wait_ms(r), _WAIT_PURPOSES.get(r.event.cause, r.event.cause), "select")
+    _wait_until(r, r.event.until, _WAIT_PURPOSES.get(r.event.cause, r.event.cause), "select")
 
 
 def fail_cooling_down(r: Request) -> None:

@@ -88,6 +88,11 @@ def cause_is_rate_limit(r: Request) -> bool:
     return r.event.cause == "rate_limit"
 
 
+def cause_is_budget(r: Request) -> bool:
+    assert isinstance(r.event, PoolCoolingDown)
+    return r.event.cause == "budget"
+
+
 def wait_allowed(r: Request) -> bool:
     """Wait for the pool's earliest usable moment only within the request's wait budget
     (`max_wait_before_error_ms` of waiting before the first byte), before its deadline, and

@@ -126,8 +126,11 @@ class Policy(_Frozen):
     max_retry_rounds: int = Field(2, ge=0, le=10)
     """*new* Rounds of retrying failed targets once every target failed (JS: 2 empty retries)."""
     empty_response_placeholder: bool = False
-    hybrid_emergency_throttle_ms: Ms = 250
-    hybrid_last_resort_throttle_ms: Ms = 500
+    hybrid_emergency_throttle_ms: Ms = 0
+    """The JS hybrid strategy paused 250 ms before using an unhealthy account; 0 by default,
+    since a pause while a target is usable breaks work conservation."""
+    hybrid_last_resort_throttle_ms: Ms = 0
+    """The same for an account without tokens (500 ms in JS); 0 by default."""
     global_quota_threshold: float = Field(0, ge=0, lt=1)
 
     # New bounds the JavaScript proxy lacks

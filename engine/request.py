@@ -97,6 +97,7 @@ class Request:
         self.timer_armed = False
         self.outcome: Outcome | None = None
         self.refresh_next = False
+        self.sends = 0  # upstream attempts of the whole request (fallback models included)
         self.reset_model_counters()
 
     def reset_model_counters(self) -> None:
@@ -109,7 +110,6 @@ class Request:
         self.capacity_hits: dict[tuple[str, str], int] = {}
         self.limit_hits: dict[str, int] = {}
         self.attempts = 0
-        self.sends = 0
 
     @property
     def done(self) -> bool:

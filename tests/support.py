@@ -260,12 +260,13 @@ class World:
             return request
         if state == "Streaming":
             self.handle(request, StreamOpened())
-        elif state in ("CapacityWait", "RateLimitWait", "Backoff"):
-            cause = {"CapacityWait": "capacity", "RateLimitWait": "rate_limit"}.get(
-                state, "endpoint"
-            )
+        elif state in ("CapacityWait", "RateLimitWait"):
+            cause = {"CapacityWait": "capacity", "RateLimitWait": "rate_limit"}[state]
             self.rest_everything(cause)
             request = self.open()
+        elif state == "Backoff":  # every target failed once: a retry round's pause
+            while request.state == "Fetching":
+                self.answer(request, "unreachable")
         elif state in ("Switching", "Fallback"):
             request.state = state  # transient states: placed directly, as the table test needs
         elif state == "Done":

@@ -40,8 +40,8 @@ def test_a_granted_account_is_tried_at_the_first_endpoint_and_a_stream_succeeds(
     assert request.state == "Done" and request.outcome and request.outcome.ok
 
 
-def test_an_unhealthy_pool_is_served_after_the_hybrid_emergency_throttle_of_250_ms() -> None:
-    world = World(["A"])
+def test_an_unhealthy_pool_is_served_after_a_configured_hybrid_emergency_throttle() -> None:
+    world = World(["A"], hybrid_emergency_throttle_ms=250)
     world.pool.account("A").health, world.pool.account("A").health_at = 40.0, 0.0
     request = world.open()
     assert request.state == "Backoff"

@@ -32,8 +32,6 @@ JS_DEFAULTS: list[tuple[str, str, Any]] = [
     ("empty_retry_base_ms", "empty-response backoff 500 * 2^n", 500),
     ("max_retry_rounds", "MAX_EMPTY_RESPONSE_RETRIES (now rounds over every target)", 2),
     ("server_error_pause_ms", "1000 ms sleep after a 5xx", 1000),
-    ("hybrid_emergency_throttle_ms", "hybrid throttle (emergency)", 250),
-    ("hybrid_last_resort_throttle_ms", "hybrid throttle (lastResort)", 500),
     ("global_quota_threshold", "config globalQuotaThreshold", 0),
     ("fallback_enabled", "--fallback is off by default", False),
     ("max_fallback_depth", "fallback recursion is one hop", 1),
@@ -85,6 +83,8 @@ NEW_FIELDS = {
     "breaker",
     "endpoint_budget",
     "switch_account_delay_ms",  # SWITCH_ACCOUNT_DELAY_MS was 5000; 0 here (DESIGN §2.1)
+    "hybrid_emergency_throttle_ms",  # 250 in JS; 0 here: no pause while a target is usable
+    "hybrid_last_resort_throttle_ms",  # 500 in JS; 0 here
     "empty_response_placeholder",
 }
 

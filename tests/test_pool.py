@@ -21,6 +21,10 @@ REVOKED = "Token revoked - re-authentication required"
 
 
 # helpers ------------------------------------------------------------------------------------
+JS_THROTTLES = {"hybrid_emergency_throttle_ms": 250, "hybrid_last_resort_throttle_ms": 500}
+"""The JS proxy's hybrid throttles (0 by default in interlock: no pause while usable)."""
+
+
 def policy(strategy: str = "hybrid", **overrides: Any) -> Policy:
     return load_policy(overrides={"strategy": strategy, **overrides})
 
@@ -337,7 +341,7 @@ def test_hybrid_uses_the_quota_level_without_throttle_when_every_account_is_quot
 
 
 def test_hybrid_emergency_level_takes_an_unhealthy_account_with_tokens_and_throttles_250() -> None:
-    pool = pool_of(["A", "B"])
+    pool = pool_of(["A", "B"], **JS_THROTTLES)
     for account in ("A", "B"):
         pool.record_target_failure(account, 0.0)
         pool.record_target_failure(account, 0.0)  # health 30, tokens still 50
@@ -349,7 +353,7 @@ def test_hybrid_emergency_level_takes_an_unhealthy_account_with_tokens_and_throt
 
 
 def test_hybrid_last_resort_level_takes_an_account_without_tokens_and_throttles_500() -> None:
-    pool = pool_of(["A", "B"])
+    pool = pool_of(["A", "B"], **JS_THROTTLES)
     set_tokens(pool, "A", 0.5, 0.0)
     set_tokens(pool, "B", 0.0, 0.0)
     assert granted(pool.select(MODEL, 0.0, Asker())) == TargetGranted(
@@ -847,3 +851,10 @@ def test_a_removed_account_added_again_is_served_again() -> None:
     pool.reconcile({"B": known["B"]}, known.values(), 2.0)
     assert sorted(pool.account_ids) == ["A", "B"]
     assert pool.usable("A", MODEL, 2.0)
+
+
+def test_by_default_the_hybrid_strategy_never_asks_for_a_throttle_pause() -> None:
+    pool = pool_of(["A", "B"])
+    set_tokens(pool, "A", 0.5, 0.0)
+    set_tokens(pool, "B", 0.0, 0.0)
+    assert granted(pool.select(MODEL, 0.0, Asker())).throttle_ms == 0
