@@ -1,6 +1,8 @@
 """The trace corpus: hand-written scenarios, one per row of the decision table
 (diagrams/transitions.md) and per engine-relevant defect of the JavaScript proxy
-(reference/seed-behaviour.md §7), each with the outcome it must have.
+(reference/seed-behaviour.md §7), plus the stories engine v2 was built for (serve as soon as
+anything can serve: endpoint breakers, retry budgets, capacity per target, no switch pause),
+each with the outcome it must have.
 
 A scenario is recorded through the real runner on the virtual clock: an `AccountPool` (with
 the scenario's initial account state), a seeded `Engine`, a `Runner`, a scripted upstream
