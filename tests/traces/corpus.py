@@ -1,23 +1,31 @@
 """The trace corpus: hand-written scenarios, one per row of the decision table
 (diagrams/transitions.md) and per engine-relevant defect of the JavaScript proxy
-(reference/seed-behaviour.md §7), each with the outcome it must have.
+(reference/seed-behaviour.md §7), plus the stories engine v2 was built for (serve as soon as
+anything can serve: endpoint breakers, retry budgets, capacity per target, no switch pause),
+each with the outcome it must have.
 
 A scenario is recorded through the real runner on the virtual clock: an `AccountPool` (with
 the scenario's initial account state), a seeded `Engine`, a `Runner`, a scripted upstream
-(per-account answers, consumed in order, the last one repeating) and a `TraceRecorder` whose
-header carries the scenario's note and its expected outcome per request (`expect`).
+(answers per target "account@endpoint" or per account, consumed in order, the last one
+repeating; during an `outage` window every attempt is refused without consuming a script) and
+a `TraceRecorder` whose header carries the scenario's note and its expected outcome per request
+(`expect`).
 
-`python -m tests.traces.corpus` rewrites every `tests/traces/<name>.jsonl` and fails when a
-recording contradicts its expectation. `tests/test_trace_corpus.py` replays every trace with
-`check` and compares the replayed outcomes with `expect`.
+`python -m tests.traces.corpus` rewrites every `tests/traces/<name>.jsonl` (and removes traces
+no scenario records any more) and fails when a recording contradicts its expectation.
+`tests/test_trace_corpus.py` replays every trace with `check` and compares the replayed
+outcomes with `expect`.
 
 Expectation keys (each compared for equality, except `message_has`, a substring):
 `ok`, `status`, `error_type`, `message`, `retry_after_s`, `model`, `committed`, `failure`,
 `placeholder` (the outcome's fields); `sends` (every upstream attempt in order, as
 "account@endpoint", "+refresh" when it asked for a fresh token); `relayed` (content pieces
-relayed to the client); `ended_at` (virtual time of the outcome, s); `rests` (the cooldowns
-the request put on accounts, as "account for <s>s: reason"); `invalidated` ("account: reason",
-then the verify URL in brackets when there is one).
+relayed to the client); `ended_at` (virtual time of the outcome, s); `rests` (the rests the
+request put on the pool: an account x model cooldown as "account for <s>s: reason", a target
+rest after capacity exhaustion as "account@endpoint for <s>s: reason"); `invalidated`
+("account: reason", then the verify URL in brackets when there is one).
+
+Each scenario's note ends with what the engine v1 did where v2 (DESIGN §2.1) changed it.
 
 Known defects are marked, not hidden: `known_bug` names an engine defect a scenario shows, with
 `as_is` (the values produced today where `expect` holds the right ones); `replay_defect` names
@@ -39,7 +47,10 @@ from adapters.trace.format import Header, Trace, parse_lines
 from adapters.trace.recorder import TraceRecorder
 from engine.effects import SendAttempt
 from engine.events import (
+    ContentReceived,
     Event,
+    StreamBroken,
+    StreamEnded,
     StreamOpened,
     UpstreamFailed,
     UpstreamUnreachable,
@@ -121,6 +132,8 @@ class Scenario:
     as_is: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: A known replay defect: the recording is right, its replay diverges.
     replay_defect: str = ""
+    #: [start, end) in virtual s: every attempt sent then is refused (a network outage).
+    outage: tuple[float, float] | None = None
 
     @property
     def path(self) -> Path:
@@ -173,26 +186,65 @@ def drop(chunks: int) -> Answer:
 
 
 class CorpusTransport(ScriptedTransport):
-    """`ScriptedTransport` plus an error inside an opened stream, an opened stream that stays
-    silent, and a token endpoint outage."""
+    """`ScriptedTransport` with scripts per target ("A@daily", else per account "A"), an outage
+    window, an error inside an opened stream, an opened stream that stays silent, and a token
+    endpoint outage."""
+
+    def __init__(
+        self,
+        clock: Any,
+        scripts: dict[str, list[Answer]],
+        outage: tuple[float, float] | None = None,
+    ) -> None:
+        super().__init__(clock, scripts)
+        self.outage = outage
+
+    def _answer(self, send: SendAttempt) -> Answer:
+        now = self.clock.now()
+        if self.outage is not None and self.outage[0] <= now < self.outage[1]:
+            return unreachable()
+        target = f"{send.account}@{send.endpoint}"
+        return self._next(target if target in self.scripts else send.account)
 
     async def attempt(self, send: SendAttempt, payload: Any) -> AsyncIterator[Event]:
-        answer = self.scripts.setdefault(send.account, [ok()])[0]
-        if answer.kind not in (OPENED_ERROR, OPENED_SILENT, TOKEN_DOWN):
-            async for event in super().attempt(send, payload):
-                yield event
-            return
         self.log.append((round(self.clock.now(), 6), send.account, send.endpoint))
-        self._next(send.account)
-        await asyncio.sleep(answer.delay)
-        if answer.kind == TOKEN_DOWN:
-            yield UpstreamUnreachable(reason="token endpoint answered HTTP 503")
-            return
-        yield StreamOpened()
-        if answer.kind == OPENED_SILENT:
-            await asyncio.Event().wait()  # until cancelled
-        assert answer.facts is not None
-        yield UpstreamFailed(facts=answer.facts, wall=self.clock.wall())
+        answer = self._answer(send)
+        try:
+            await asyncio.sleep(answer.delay)
+            if answer.kind == "error":
+                assert answer.facts is not None
+                yield UpstreamFailed(facts=answer.facts, wall=self.clock.wall())
+                return
+            if answer.kind == "unreachable":
+                yield UpstreamUnreachable(reason="connection refused")
+                return
+            if answer.kind == TOKEN_DOWN:
+                yield UpstreamUnreachable(
+                    reason="token endpoint answered HTTP 503", credentials=True
+                )
+                return
+            if answer.kind == "hang":
+                await asyncio.sleep(10**9)
+            yield StreamOpened()
+            if answer.kind == OPENED_SILENT:
+                await asyncio.Event().wait()  # until cancelled
+            if answer.kind == OPENED_ERROR:
+                assert answer.facts is not None
+                yield UpstreamFailed(facts=answer.facts, wall=self.clock.wall())
+                return
+            if answer.kind == "empty":
+                yield StreamEnded()
+                return
+            for i in range(answer.chunks):
+                yield ContentReceived(content=f"chunk{i}")
+                await asyncio.sleep(answer.gap)
+            if answer.kind == "drop":
+                yield StreamBroken(reason="connection reset")
+                return
+            yield StreamEnded()
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
 
 
 # expectations -------------------------------------------------------------------------------------
@@ -229,6 +281,10 @@ def observe(trace: Trace) -> dict[str, dict[str, Any]]:
             elif kind == "CoolDownAccount":
                 rest = _seconds(effect["until"] - record.t)
                 mine["rests"].append(f"{effect['account']} for {rest}s: {effect['reason']}")
+            elif kind == "RestTarget":
+                rest = _seconds(effect["until"] - record.t)
+                target = f"{effect['account']}@{effect['endpoint']}"
+                mine["rests"].append(f"{target} for {rest}s: {effect['reason']}")
             elif kind == "InvalidateAccount":
                 url = f" ({effect['verify_url']})" if effect["verify_url"] else ""
                 mine["invalidated"].append(f"{effect['account']}: {effect['reason']}{url}")
@@ -290,7 +346,7 @@ def record(scenario: Scenario) -> list[str]:
     recorder = TraceRecorder(lines.append, header)
     engine = Engine(policy, pool, rng=random.Random(SEED))
     engine.on_step = recorder.on_step
-    transport = CorpusTransport(clock, scenario.scripts)
+    transport = CorpusTransport(clock, scenario.scripts, scenario.outage)
     runner = Runner(engine, transport, clock, recorder)
 
     async def one(incoming: Incoming) -> None:
@@ -306,35 +362,100 @@ def record(scenario: Scenario) -> list[str]:
 
 
 # the scenarios ------------------------------------------------------------------------------------
-def _budget(**more: Any) -> dict[str, Any]:
-    """A small retry budget: 4 tokens, retries allowed while more than 2 remain."""
-    return {"retry_budget": {"max_tokens": 4, "token_ratio": 0.5}, **more}
-
-
 def _pair(first: float = 0.0, second: float = 1.0) -> tuple[Incoming, ...]:
     return (Incoming("r1", at=first), Incoming("r2", at=second))
+
+
+CAPACITY = "capacity exhausted"
+QUOTA = "quota exhausted"
+RATE = "rate limited"
+AUTH_AFTER_REFRESH = "Authentication failed after a token refresh"
+BUDGET_SPENT = "retry budget spent"
+
+#: An outage that spends the endpoints' retry budgets: one account, every attempt refused;
+#: a retry of a target already sent to costs its endpoint one of its (here: 1) token, and a
+#: token takes 100 s to refill. r1 (at 0): daily, prod, a 1 s pause, daily and prod again
+#: (both tokens spent), a 2 s pause; then the next retry is ~98 s away, past the 60 s wait
+#: budget: 529 with retry-after at 3.2 s.
+SPENT_BUDGET = {
+    "endpoint_budget": {"max_tokens": 1, "refill_per_s": 0.01},
+    "max_wait_before_error_ms": 60_000,
+}
+OUTAGE_SENDS = ("A@daily", "A@prod") * 2
+OUTAGE_R1 = refused(
+    529,
+    "overloaded_error",
+    *OUTAGE_SENDS,
+    failure="unreachable",
+    retry_after_s=98,
+    message_has=BUDGET_SPENT,
+    rests=[],
+    ended_at=3.2,
+)
+
+
+def _after_outage(answer: Answer) -> dict[str, list[Answer]]:
+    """A's four outage answers (r1's), then `answer` for ever (r2's)."""
+    return {"A": [*[unreachable()] * 4, answer]}
+
+
+def _daily_refusing() -> tuple[dict[str, dict[str, Any]], tuple[Incoming, ...]]:
+    """100 sequential requests, one a second, `daily` refusing, `prod` healthy (sticky: A).
+
+    By hand from the breaker (failures_to_open 3, first_probe_ms 1000, doubling to 30 s):
+    r001-r003 (t = 0, 1, 2) try daily first, each refusal counted; the third (at 2.05) opens
+    it, probe due at 3.05. Requests before a due probe skip daily (prod at once, served at
+    t + 0.07); the first request at or after it is the probe (daily refused, then prod, served
+    at t + 0.12) and the probe's failure reopens daily for twice the interval: probes at
+    4 (next due 6.05), 7 (11.05), 12 (20.05), 21 (37.05), 38 (68.05), 69 (99.05, after r100).
+    """
+    probes = {4.0, 7.0, 12.0, 21.0, 38.0, 69.0}
+    expect: dict[str, dict[str, Any]] = {}
+    requests = []
+    for i in range(100):
+        t = float(i)
+        rid = f"r{i + 1:03d}"
+        requests.append(Incoming(rid, at=t))
+        if t < 3.0 or t in probes:
+            expect[rid] = served("A@daily", "A@prod", rests=[], ended_at=round(t + 0.12, 3))
+        else:
+            expect[rid] = served("A@prod", rests=[], ended_at=round(t + 0.07, 3))
+    return expect, tuple(requests)
+
+
+DAILY_REFUSING_EXPECT, DAILY_REFUSING_REQUESTS = _daily_refusing()
+
+#: An engine defect that shows in replay: `Request.reset_model_counters` (engine/request.py)
+#: resets `sends`, so `SendAttempt.attempt` restarts at 1 after a fallback; traces key answers by
+#: (request, attempt), so the replay hands the fallback model's attempts the first model's answers.
+FALLBACK_ATTEMPT_NUMBERS = (
+    "engine: attempt numbers restart after a fallback (Request.reset_model_counters resets "
+    "`sends`); the trace keys answers by (request, attempt), so the replay finds no answer for "
+    "the fallback model's attempts"
+)
 
 
 SCENARIOS: list[Scenario] = [
     # Selecting ---------------------------------------------------------------------------------
     Scenario(
         "a-granted-account-streams-every-chunk-once-and-succeeds",
-        "Selecting/account_granted -> Fetching -> Streaming -> Done: the first content commits",
+        "Selecting/target_granted -> Fetching -> Streaming -> Done: the first content commits",
         {"r1": served("A@daily", relayed=3, committed=True, ended_at=0.08)},
         scripts={"A": [ok(chunks=3)]},
     ),
     Scenario(
         "an-unhealthy-pool-is-served-after-the-hybrid-emergency-throttle",
-        "Selecting/account_granted, throttle_fits -> Backoff: every account is below the "
-        "usable health, so hybrid's emergency level grants one after 250 ms",
+        "Selecting/target_granted, throttle_fits -> Backoff -> Fetching (throttled): every "
+        "account is below the usable health, so hybrid's emergency level grants one after 250 ms",
         {"r1": served("A@daily", ended_at=0.32)},
         policy={"health": {"initial": 40}},
     ),
     Scenario(
         "when-every-account-rests-briefly-the-request-waits-for-the-earliest-reset",
-        "Selecting/pool_cooling_down, pool_wait_allowed -> RateLimitWait -> Selecting: A is "
-        "free at 30 s, B at 60 s; the request waits for A (+500 ms) and is served",
-        {"r1": served("A@daily", ended_at=30.57)},
+        "Selecting/pool_cooling_down, cause_is_rate_limit, wait_allowed -> RateLimitWait -> "
+        "Selecting: A is free at 30 s, B at 60 s; the request waits exactly until A's reset "
+        "and is served (v1 added 500 ms to every pool wait)",
+        {"r1": served("A@daily", ended_at=30.07)},
         accounts=(resting("A", 30.0), resting("B", 60.0)),
     ),
     Scenario(
@@ -379,20 +500,17 @@ SCENARIOS: list[Scenario] = [
     # Fetching ----------------------------------------------------------------------------------
     Scenario(
         "a-request-does-not-reuse-an-account-another-request-put-to-rest-meanwhile",
-        "Fetching/account_withdrawn -> Switching: r1 waits 5 s to retry A's capacity; r2 puts "
-        "A to rest for two hours meanwhile; r1 leaves A without sending and is served by B",
+        "Fetching/account_withdrawn -> Switching: every account is unhealthy, so each grant "
+        "comes after hybrid's 250 ms throttle; r1 (at 0) is granted A and its quota 429 at "
+        "0.30 rests A for 2 h; r2 (at 0.1, granted A too) leaves A at 0.35 without sending and "
+        "is served by B (v1: r1 waited 5 s on a capacity retry of A meanwhile)",
         {
-            "r1": served("A@daily", "B@daily", rests=[], ended_at=5.12),
-            "r2": served(
-                "A@daily",
-                "B@daily",
-                rests=["A for 7384.5s: quota exhausted"],
-                ended_at=6.12,
-            ),
+            "r1": served("A@daily", "B@daily", rests=[f"A for 7384.5s: {QUOTA}"], ended_at=0.62),
+            "r2": served("B@daily", rests=[], ended_at=0.67),
         },
-        requests=_pair(0.0, 1.0),
-        scripts={"A": [error(capacity(503)), error(quota_429(7_384_500))]},
-        policy={"strategy": "sticky"},
+        requests=_pair(0.0, 0.1),
+        scripts={"A": [error(quota_429(7_384_500))]},
+        policy={"health": {"initial": 40}, "weights": {"tokens": 0, "lru": 0}},
     ),
     Scenario(
         "a-400-fails-at-once-with-the-upstreams-message",
@@ -416,91 +534,101 @@ SCENARIOS: list[Scenario] = [
         scripts={"A": [error(UpstreamFacts(status=413, message="Request payload too large"))]},
     ),
     Scenario(
-        "capacity-exhaustion-retries-the-same-endpoint-on-the-tiers-then-switches-briefly",
-        "Fetching/capacity_exhausted -> CapacityWait (5, 10, 20, 30, 60 s) -> Fetching, then "
-        "(retries spent) -> Switching with a 15 s +- 5 s capacity rest, never a quota lock",
+        "capacity-exhaustion-rests-the-target-for-the-first-tier-and-the-next-target-serves-at-once",
+        "Fetching/capacity_exhausted -> Switching: without a server hint A@daily rests 5 s "
+        "(the first tier), A@prod too, and B serves at once; never a quota lock (v1 retried "
+        "A@daily on the 5, 10, 20, 30, 60 s tiers, then B at 125 s)",
         {
             "r1": served(
-                *["A@daily"] * 6,
+                "A@daily",
+                "A@prod",
                 "B@daily",
-                rests=["A for 11.344s: capacity exhausted"],
-                ended_at=125.37,
+                rests=[f"A@daily for 5s: {CAPACITY}", f"A@prod for 5s: {CAPACITY}"],
+                ended_at=0.17,
             )
         },
         scripts={"A": [error(capacity(503))]},
     ),
     Scenario(
-        "a-capacity-wait-that-would-pass-the-deadline-switches-instead",
-        "Fetching/capacity_exhausted, capacity_wait_fits fails -> Switching: with an 8 s "
-        "deadline the 5 s tier fits, the 10 s tier does not",
+        "a-capacity-wait-that-would-pass-the-deadline-answers-529-at-once",
+        "Selecting/pool_cooling_down (capacity, wait not allowed) -> Failed: the only account's "
+        "targets rest 10 s (retryDelay), past the 8 s deadline: 529 with retry-after now "
+        "(v1 switched accounts instead of a capacity wait past the deadline)",
         {
-            "r1": served(
+            "r1": refused(
+                529,
+                "overloaded_error",
                 "A@daily",
-                "A@daily",
-                "B@daily",
-                rests=["A for 11.344s: capacity exhausted"],
-                ended_at=5.17,
+                "A@prod",
+                retry_after_s=10,
+                message=f"No capacity for {MODEL} on any account; the earliest is back in 9s.",
+                rests=[f"A@daily for 10s: {CAPACITY}", f"A@prod for 10s: {CAPACITY}"],
+                ended_at=0.1,
             )
         },
-        scripts={"A": [error(capacity(503))]},
+        accounts=("A",),
+        scripts={"A": [error(capacity(503, retry_ms=10_000))]},
         policy={"deadline_ms": 8000},
     ),
     Scenario(
         "a-subsecond-reset-is-retried-on-the-same-endpoint",
-        "Fetching/rate_limited, reset_is_subsecond -> RateLimitWait -> Fetching: 300 ms "
-        "(+200 ms floor) later, the same account and endpoint",
-        {"r1": served("A@daily", "A@daily", ended_at=0.62)},
+        "Fetching/rate_limited -> Switching -> Selecting -> RateLimitWait: the only account "
+        "rests 500 ms (300 ms + the 200 ms floor), then the same account and endpoint serve",
+        {"r1": served("A@daily", "A@daily", rests=[f"A for 0.5s: {RATE}"], ended_at=0.62)},
+        accounts=("A",),
         scripts={"A": [error(rate_limit_429(300)), ok()]},
     ),
     Scenario(
         "a-concurrent-429-inside-the-dedup-window-switches-and-escalates-once",
-        "Fetching/rate_limited, is_duplicate_429 -> Switching: r1 and r2 share A; r2's 429 "
-        "comes 0.95 s after r1's: no second strike, A rests the longer of the two",
+        "Fetching/rate_limited: r1 and r2 share A; r2's 429 comes 0.95 s after r1's, inside "
+        "the dedup window: no second strike (60 s again, not the 5 min tier), the cooldown "
+        "only extends (v1 named it 'rate limited (concurrent 429)')",
         {
-            "r1": served("A@daily", "B@daily", rests=["A for 60s: quota exhausted"]),
-            "r2": served("A@daily", "B@daily", rests=["A for 60s: rate limited (concurrent 429)"]),
+            "r1": served("A@daily", "B@daily", rests=[f"A for 60s: {QUOTA}"], ended_at=0.12),
+            "r2": served("A@daily", "B@daily", rests=[f"A for 60s: {QUOTA}"], ended_at=1.07),
         },
         requests=_pair(0.0, 0.0),
         scripts={"A": [error(quota_429()), error(quota_429(), delay=1.0)]},
         policy={"strategy": "sticky"},
     ),
     Scenario(
-        "a-short-rate-limit-backs-off-exponentially-on-the-same-account-then-switches",
-        "Fetching/rate_limited, limit_is_short -> RateLimitWait 3, 6, 12 s on A, then "
-        "(retries spent) -> Switching after the 5 s pause",
-        {"r1": served(*["A@daily"] * 4, "B@daily", ended_at=26.27)},
-        scripts={"A": [error(rate_limit_429(3000))]},
+        "a-short-rate-limit-on-the-only-account-waits-its-stated-reset-each-time-without-doubling",
+        "Fetching/rate_limited -> RateLimitWait: retryDelay 3 s twice, then served: each wait "
+        "is the stated 3 s (v1 backed off exponentially on the same account, 3, 6, 12 s, then "
+        "switched after a 5 s pause)",
+        {"r1": served(*["A@daily"] * 3, rests=[f"A for 3s: {RATE}"] * 2, ended_at=6.17)},
+        accounts=("A",),
+        scripts={"A": [error(rate_limit_429(3000)), error(rate_limit_429(3000)), ok()]},
     ),
     Scenario(
-        "quota-exhaustion-rests-the-account-until-its-reset-and-switches-after-5-s",
-        "Fetching/rate_limited (otherwise) -> Switching -> Backoff (switch pause) -> "
-        "Selecting: A rests until its stated reset (2 h 3 min)",
-        {
-            "r1": served(
-                "A@daily",
-                "B@daily",
-                rests=["A for 7384.5s: quota exhausted"],
-                ended_at=5.12,
-            )
-        },
+        "quota-exhaustion-rests-the-account-until-its-reset-and-switches-at-once",
+        "Fetching/rate_limited -> Switching -> Selecting: A rests until its stated reset "
+        "(2 h 3 min) and B serves at once (v1 paused 5 s before switching)",
+        {"r1": served("A@daily", "B@daily", rests=[f"A for 7384.5s: {QUOTA}"], ended_at=0.12)},
         scripts={"A": [error(quota_429(7_384_500))]},
     ),
     Scenario(
         "a-quota-reset-is-honoured-to-the-millisecond",
         "Fetching/rate_limited -> Switching -> Selecting -> RateLimitWait: the only account "
-        "is served again at its reset + 500 ms, not before",
-        {"r1": served("A@daily", "A@daily", ended_at=90.62)},
+        "is served again exactly at its reset, not before (v1 added 500 ms)",
+        {"r1": served("A@daily", "A@daily", rests=[f"A for 90s: {QUOTA}"], ended_at=90.12)},
         accounts=("A",),
         scripts={"A": [error(quota_429(90_000)), ok()]},
-        policy={"strategy": "sticky", "switch_account_delay_ms": 0},
+        policy={"strategy": "sticky"},
     ),
     Scenario(
-        "a-transient-401-refreshes-the-token-once-then-gives-up-the-account",
-        "Fetching/auth_expired, not_refreshed_yet -> Fetching with a fresh token; again -> "
-        "Switching: B serves, A is neither invalidated nor rested",
+        "a-transient-401-refreshes-the-token-once-then-invalidates-the-account",
+        "Fetching/auth_expired, not_refreshed_yet -> Fetching with a fresh token; a 401 again "
+        "-> Switching: A is invalid (a 401 after a refresh is the account's), never rested; "
+        "B serves (v1 only gave A up for the request)",
         {
             "r1": served(
-                "A@daily", "A@daily+refresh", "B@daily", rests=[], invalidated=[], ended_at=0.17
+                "A@daily",
+                "A@daily+refresh",
+                "B@daily",
+                rests=[],
+                invalidated=[f"A: {AUTH_AFTER_REFRESH}"],
+                ended_at=0.17,
             )
         },
         scripts={"A": [error(AUTH_401)]},
@@ -518,106 +646,135 @@ SCENARIOS: list[Scenario] = [
         scripts={"A": [error(BANNED_403)]},
     ),
     Scenario(
-        "a-server-error-pauses-1-s-then-tries-the-next-endpoint-then-another-account",
-        "Fetching/endpoint_failed, server_error_pause_fits -> Backoff -> Fetching (prod); "
-        "no endpoint left -> Switching (consecutive failure counted) -> B",
-        {"r1": served("A@daily", "A@prod", "B@daily", ended_at=1.17)},
+        "a-server-error-moves-to-the-next-endpoint-then-another-account-without-pausing",
+        "Fetching/endpoint_failed -> Switching: a 500 counts against the endpoint, not the "
+        "account; prod at once, then B (v1 paused 1 s before the next endpoint)",
+        {"r1": served("A@daily", "A@prod", "B@daily", rests=[], ended_at=0.17)},
         scripts={"A": [error(SERVER_500)]},
     ),
     Scenario(
         "an-unreachable-endpoint-moves-to-the-next-one-without-pausing",
-        "Fetching/endpoint_failed, next_endpoint_exists -> Fetching: no pause for a "
-        "connection failure",
-        {"r1": served("A@daily", "A@prod", "B@daily", ended_at=0.17)},
+        "Fetching/endpoint_failed -> Switching: no pause for a connection failure, nothing rests",
+        {"r1": served("A@daily", "A@prod", "B@daily", rests=[], ended_at=0.17)},
         scripts={"A": [unreachable()]},
     ),
     Scenario(
-        "three-consecutive-failures-rest-the-account-then-the-request-waits-for-it",
-        "Fetching/endpoint_failed (otherwise) -> Switching x3: the third consecutive failure "
-        "rests A 60 s; the request waits for it and is served",
+        "consecutive-connection-failures-open-the-endpoints-breakers-and-never-rest-the-account",
+        "Selecting/all_targets_failed: r1's only account is refused everywhere: two retry "
+        "rounds (1 s, 2 s pauses), the third failure on each endpoint opens its breaker, then "
+        "500; nothing rests; r2 at 5 s is daily's probe and is served (v1 rested A 60 s after "
+        "3 consecutive failures and made the request wait for it)",
         {
-            "r1": served(
+            "r1": refused(
+                500,
+                "api_error",
                 *["A@daily", "A@prod"] * 3,
-                "A@daily",
-                rests=["A for 60s: consecutive failures"],
-                ended_at=60.87,
-            )
+                failure="unreachable",
+                rests=[],
+                ended_at=3.3,
+            ),
+            "r2": served("A@daily", rests=[], ended_at=5.07),
         },
+        requests=_pair(0.0, 5.0),
         accounts=("A",),
         scripts={"A": [*[unreachable()] * 6, ok()]},
         policy={"strategy": "sticky"},
     ),
     Scenario(
-        "an-outage-spends-the-retry-budget-and-the-request-stops-retrying",
-        "Fetching/endpoint_failed, retry_budget_spent -> Failed: 529 once the pool-wide "
-        "budget (4 tokens, retries while more than 2) is down to 2",
-        {
-            "r1": refused(
-                529, "overloaded_error", "A@daily", "A@prod", failure="unreachable", ended_at=0.1
-            )
-        },
+        "an-outage-spends-the-endpoints-retry-budgets-and-the-request-answers-529-with-retry-after",
+        "Selecting/pool_cooling_down (budget, wait not allowed) -> Failed: retrying the failed "
+        "targets spent each endpoint's token (1, refilling in 100 s); the next retry is ~98 s "
+        "away, past the 60 s wait budget (v1: a pool-wide budget ended it at 0.1 s)",
+        {"r1": OUTAGE_R1},
         accounts=("A",),
         scripts={"A": [unreachable()]},
-        policy=_budget(),
+        policy=SPENT_BUDGET,
     ),
     Scenario(
-        "capacity-exhaustion-fails-at-once-when-an-outage-spent-the-retry-budget",
-        "Fetching/capacity_exhausted, retry_budget_spent -> Failed: r1 spends the budget; "
-        "r2's capacity error is not retried",
+        "capacity-exhaustion-is-not-retried-on-endpoints-whose-retry-budget-an-outage-spent",
+        "r1 spends both endpoints' budgets; r2 (at 4 s) may still make its first attempts (a "
+        "first attempt never costs a token): capacity on both; a retry would cost a token ~97 s "
+        "away: 529 at once (v1: Fetching/capacity_exhausted, retry_budget_spent)",
         {
-            "r1": refused(529, "overloaded_error", "A@daily", "A@prod"),
+            "r1": OUTAGE_R1,
             "r2": refused(
-                529, "overloaded_error", "A@daily", failure="capacity_exhausted", ended_at=1.05
+                529,
+                "overloaded_error",
+                "A@daily",
+                "A@prod",
+                failure="capacity_exhausted",
+                retry_after_s=97,
+                message_has=BUDGET_SPENT,
+                ended_at=4.1,
             ),
         },
-        requests=_pair(),
+        requests=_pair(0.0, 4.0),
         accounts=("A",),
-        scripts={"A": [unreachable(), unreachable(), error(capacity(503))]},
-        policy=_budget(),
+        scripts=_after_outage(error(capacity(503))),
+        policy=SPENT_BUDGET,
     ),
     # Streaming ---------------------------------------------------------------------------------
     Scenario(
-        "an-empty-stream-is-retried-after-500-ms-on-the-same-endpoint",
-        "Streaming/stream_empty, empty_retry_left -> Backoff -> Fetching: same endpoint",
+        "an-empty-stream-on-the-only-target-is-retried-after-500-ms",
+        "Streaming/stream_empty -> Switching -> Selecting/all_targets_failed -> Backoff: with "
+        "one account and one endpoint, a retry round after 500 ms on the same target",
         {"r1": served("A@daily", "A@daily", ended_at=0.62)},
+        accounts=("A",),
         scripts={"A": [empty(), ok()]},
+        policy={"endpoints": ["daily"]},
     ),
     Scenario(
-        "an-empty-stream-is-retried-twice-after-500-and-1000-ms-then-fails-overloaded",
-        "Streaming/stream_empty (otherwise) -> Failed: 529 overloaded_error after 2 retries",
+        "empty-streams-on-every-target-are-retried-in-two-rounds-after-500-and-1000-ms-then-fail-overloaded",
+        "Selecting/all_targets_failed (no round left) -> Failed: 529 overloaded_error after "
+        "every target (daily, prod) was tried in three rounds (v1: 2 retries on A@daily only)",
         {
             "r1": refused(
                 529,
                 "overloaded_error",
-                *["A@daily"] * 3,
+                *["A@daily", "A@prod"] * 3,
                 failure="empty_response",
-                ended_at=1.65,
+                message="The upstream returned an empty response 6 times.",
+                ended_at=1.8,
             )
         },
+        accounts=("A",),
         scripts={"A": [empty()]},
     ),
     Scenario(
         "an-empty-stream-ends-with-a-placeholder-only-if-configured",
-        "Streaming/stream_empty, placeholder_configured -> Done: a placeholder answer that "
-        "still names the failure",
-        {"r1": served("A@daily", placeholder=True, failure="empty_response", ended_at=0.05)},
+        "Selecting/all_targets_failed, placeholder_due -> Done: no retry round configured; a "
+        "placeholder answer that still names the failure",
+        {
+            "r1": served(
+                "A@daily", "A@prod", placeholder=True, failure="empty_response", ended_at=0.1
+            )
+        },
+        accounts=("A",),
         scripts={"A": [empty()]},
-        policy={"empty_response_placeholder": True, "max_empty_retries": 0},
+        policy={"empty_response_placeholder": True, "max_retry_rounds": 0},
     ),
     Scenario(
-        "an-empty-stream-fails-at-once-when-an-outage-spent-the-retry-budget",
-        "Streaming/stream_empty, retry_budget_spent -> Failed: r1 spends the budget; r2's "
-        "empty stream is not retried",
+        "an-empty-stream-is-not-retried-on-endpoints-whose-retry-budget-an-outage-spent",
+        "r1 spends both endpoints' budgets; r2's first attempts end empty, a 500 ms round "
+        "pause, then a retry would cost a token ~96.5 s away: 529 (v1: "
+        "Streaming/stream_empty, retry_budget_spent)",
         {
-            "r1": refused(529, "overloaded_error", "A@daily", "A@prod"),
+            "r1": OUTAGE_R1,
             "r2": refused(
-                529, "overloaded_error", "A@daily", failure="empty_response", ended_at=1.05
+                529,
+                "overloaded_error",
+                "A@daily",
+                "A@prod",
+                failure="empty_response",
+                retry_after_s=97,
+                message_has=BUDGET_SPENT,
+                ended_at=4.6,
             ),
         },
-        requests=_pair(),
+        requests=_pair(0.0, 4.0),
         accounts=("A",),
-        scripts={"A": [unreachable(), unreachable(), empty()]},
-        policy=_budget(),
+        scripts=_after_outage(empty()),
+        policy=SPENT_BUDGET,
     ),
     Scenario(
         "a-stream-cut-after-commit-fails-once-and-is-never-resent",
@@ -637,32 +794,40 @@ SCENARIOS: list[Scenario] = [
     ),
     Scenario(
         "a-stream-broken-before-any-content-is-retried-on-the-next-endpoint",
-        "Streaming/endpoint_failed, next_endpoint_exists -> Fetching: nothing was relayed, "
-        "so the next endpoint is tried at once",
+        "Streaming/endpoint_failed -> Switching -> Selecting: nothing was relayed, so the "
+        "next endpoint is tried at once",
         {"r1": served("A@daily", "A@prod", relayed=2, ended_at=0.12)},
         scripts={"A": [drop(0), ok()]},
     ),
     Scenario(
-        "a-server-error-inside-an-opened-stream-pauses-then-tries-the-next-endpoint",
-        "Streaming/endpoint_failed, server_error_pause_fits -> Backoff -> Fetching (prod), "
-        "which breaks before content: (otherwise) -> Switching -> B",
-        {"r1": served("A@daily", "A@prod", "B@daily", ended_at=1.17)},
+        "a-server-error-inside-an-opened-stream-moves-to-the-next-endpoint-at-once",
+        "Streaming/endpoint_failed -> Switching: a 500 inside the stream, then prod breaks "
+        "before content: B, no pause (v1 paused 1 s after the 500)",
+        {"r1": served("A@daily", "A@prod", "B@daily", ended_at=0.17)},
         scripts={"A": [in_stream(SERVER_500), drop(0)]},
     ),
     Scenario(
-        "a-stream-broken-before-content-fails-at-once-when-an-outage-spent-the-retry-budget",
-        "Streaming/endpoint_failed, retry_budget_spent -> Failed: r1 spends the budget; r2's "
-        "stream breaks before content and is not retried",
+        "a-stream-broken-before-content-is-not-retried-on-endpoints-whose-retry-budget-an-outage-spent",
+        "r1 spends both endpoints' budgets; r2's streams break before content on both, a 1 s "
+        "round pause, then a retry would cost a token ~96 s away: 529 (v1: "
+        "Streaming/endpoint_failed, retry_budget_spent)",
         {
-            "r1": refused(529, "overloaded_error", "A@daily", "A@prod"),
+            "r1": OUTAGE_R1,
             "r2": refused(
-                529, "overloaded_error", "A@daily", failure="stream_broken", ended_at=1.05
+                529,
+                "overloaded_error",
+                "A@daily",
+                "A@prod",
+                failure="stream_broken",
+                retry_after_s=96,
+                message_has=BUDGET_SPENT,
+                ended_at=5.1,
             ),
         },
-        requests=_pair(),
+        requests=_pair(0.0, 4.0),
         accounts=("A",),
-        scripts={"A": [unreachable(), unreachable(), drop(0)]},
-        policy=_budget(),
+        scripts=_after_outage(drop(0)),
+        policy=SPENT_BUDGET,
     ),
     Scenario(
         "a-400-inside-an-opened-stream-fails-at-once",
@@ -671,62 +836,74 @@ SCENARIOS: list[Scenario] = [
         scripts={"A": [in_stream(BAD_400)]},
     ),
     Scenario(
-        "capacity-exhaustion-inside-an-opened-stream-waits-then-switches-briefly",
-        "Streaming/capacity_exhausted -> CapacityWait -> Fetching, then (one retry allowed) "
-        "-> Switching with a short capacity rest",
+        "capacity-exhaustion-inside-an-opened-stream-rests-the-target-and-the-next-target-serves",
+        "Streaming/capacity_exhausted -> Switching: as for capacity answers, each target rests "
+        "5 s and B serves at once (v1 waited 5 s, retried A@daily, then switched)",
         {
             "r1": served(
                 "A@daily",
-                "A@daily",
+                "A@prod",
                 "B@daily",
-                rests=["A for 11.344s: capacity exhausted"],
-                ended_at=5.17,
+                rests=[f"A@daily for 5s: {CAPACITY}", f"A@prod for 5s: {CAPACITY}"],
+                ended_at=0.17,
             )
         },
         scripts={"A": [in_stream(capacity(503))]},
-        policy={"max_capacity_retries": 1},
     ),
     Scenario(
-        "capacity-exhaustion-inside-a-stream-fails-at-once-when-an-outage-spent-the-budget",
-        "Streaming/capacity_exhausted, retry_budget_spent -> Failed: 529, not retried",
+        "capacity-inside-a-stream-is-not-retried-on-endpoints-whose-retry-budget-an-outage-spent",
+        "r1 spends both endpoints' budgets; r2's capacity errors inside opened streams: a "
+        "retry would cost a token ~97 s away: 529 at once (v1: Streaming/capacity_exhausted, "
+        "retry_budget_spent)",
         {
-            "r1": refused(529, "overloaded_error", "A@daily", "A@prod"),
-            "r2": refused(529, "overloaded_error", "A@daily", failure="capacity_exhausted"),
+            "r1": OUTAGE_R1,
+            "r2": refused(
+                529,
+                "overloaded_error",
+                "A@daily",
+                "A@prod",
+                failure="capacity_exhausted",
+                retry_after_s=97,
+                message_has=BUDGET_SPENT,
+                ended_at=4.1,
+            ),
         },
-        requests=_pair(),
+        requests=_pair(0.0, 4.0),
         accounts=("A",),
-        scripts={"A": [unreachable(), unreachable(), in_stream(capacity(503))]},
-        policy=_budget(),
+        scripts=_after_outage(in_stream(capacity(503))),
+        policy=SPENT_BUDGET,
     ),
     Scenario(
-        "rate-limits-inside-an-opened-stream-wait-like-rate-limit-answers",
-        "Streaming/rate_limited: sub-second -> RateLimitWait, short -> RateLimitWait, short "
-        "again (one retry allowed) -> Switching after the 5 s pause",
-        {"r1": served("A@daily", "A@daily", "A@daily", "B@daily", ended_at=8.72)},
-        scripts={
-            "A": [
-                in_stream(rate_limit_429(300)),
-                in_stream(rate_limit_429(3000)),
-                in_stream(rate_limit_429(3000)),
-            ]
-        },
-        policy={"max_short_rate_limit_retries": 1},
+        "a-rate-limit-inside-an-opened-stream-rests-the-account-like-a-429-answer",
+        "Streaming/rate_limited -> Switching: A rests 500 ms and B serves at once (v1 waited "
+        "on A: 500 ms, 3 s, 3 s, then a 5 s switch pause)",
+        {"r1": served("A@daily", "B@daily", rests=[f"A for 0.5s: {RATE}"], ended_at=0.12)},
+        scripts={"A": [in_stream(rate_limit_429(300))]},
     ),
     Scenario(
         "a-concurrent-429-inside-an-opened-stream-is-deduplicated",
-        "Streaming/rate_limited, is_duplicate_429 -> Switching: as for 429 answers",
+        "Streaming/rate_limited: as for 429 answers, r2's 429 inside the dedup window adds no "
+        "strike (v1 named it 'rate limited (concurrent 429)')",
         {
-            "r1": served("A@daily", "B@daily", rests=["A for 60s: quota exhausted"]),
-            "r2": served("A@daily", "B@daily", rests=["A for 60s: rate limited (concurrent 429)"]),
+            "r1": served("A@daily", "B@daily", rests=[f"A for 60s: {QUOTA}"]),
+            "r2": served("A@daily", "B@daily", rests=[f"A for 60s: {QUOTA}"]),
         },
         requests=_pair(0.0, 0.0),
         scripts={"A": [in_stream(quota_429()), in_stream(quota_429(), delay=1.0)]},
         policy={"strategy": "sticky"},
     ),
     Scenario(
-        "a-401-inside-an-opened-stream-refreshes-once-then-gives-up-the-account",
-        "Streaming/auth_expired, not_refreshed_yet -> Fetching (fresh token); again -> Switching",
-        {"r1": served("A@daily", "A@daily+refresh", "B@daily", invalidated=[])},
+        "a-401-inside-an-opened-stream-refreshes-once-then-invalidates-the-account",
+        "Streaming/auth_expired, not_refreshed_yet -> Fetching (fresh token); again -> "
+        "Switching: A invalid (v1 only gave A up for the request)",
+        {
+            "r1": served(
+                "A@daily",
+                "A@daily+refresh",
+                "B@daily",
+                invalidated=[f"A: {AUTH_AFTER_REFRESH}"],
+            )
+        },
         scripts={"A": [in_stream(AUTH_401)]},
     ),
     Scenario(
@@ -735,48 +912,95 @@ SCENARIOS: list[Scenario] = [
         {"r1": served("A@daily", "B@daily", invalidated=[f"A: {VERIFY} ({VERIFY_URL})"])},
         scripts={"A": [in_stream(VALIDATION_403)]},
     ),
+    Scenario(
+        "a-404-inside-an-opened-stream-avoids-the-target-like-a-404-answer",
+        "Streaming/target_failed -> Switching: the request avoids A@daily, then A@prod, and B "
+        "serves; nothing rests (new row in v2)",
+        {"r1": served("A@daily", "A@prod", "B@daily", rests=[], invalidated=[], ended_at=0.17)},
+        scripts={"A": [in_stream(NOT_FOUND_404)]},
+    ),
     # Switching and Fallback -------------------------------------------------------------------
     Scenario(
         "attempts-are-bounded-by-max-retries-or-accounts-plus-one",
-        "Switching/account_released (otherwise) -> Failed: 5 account attempts (max(5, 2 + 1)) "
-        "then the last failure mapped to the client's error",
+        "Switching/target_released (otherwise) -> Failed: max(5, 2 + 1) account attempts on "
+        "each of 2 endpoints = 10 failed attempts (breakers kept closed), in three rounds; the "
+        "last failure mapped to the client's error (v1: 10 attempts without pauses)",
         {
             "r1": refused(
                 500,
                 "api_error",
-                *["A@daily", "A@prod", "B@daily", "B@prod"] * 2,
+                "A@daily",
+                "A@prod",
+                "B@daily",
+                "B@prod",
+                "B@daily",
+                "B@prod",
+                "A@daily",
+                "A@prod",
                 "A@daily",
                 "A@prod",
                 failure="unreachable",
+                message_has="All 10 attempts on 2 accounts failed",
+                rests=[],
+                ended_at=3.5,
             )
         },
         scripts={"A": [unreachable()], "B": [unreachable()]},
-        policy={"max_wait_before_error_ms": 0},
+        policy={"breaker": {"failures_to_open": 100}},
     ),
     Scenario(
         "when-attempts-run-out-a-configured-fallback-model-takes-over-once",
-        "Switching/account_released, fallback_available -> Fallback -> Selecting: two "
-        "attempts on the model fail, its fallback model is served",
-        {"r1": served(*["A@daily", "A@prod"] * 2, "A@daily", model=FLASH)},
+        "Switching/target_released, fallback_available -> Fallback -> Selecting: the 4 "
+        "attempts on the model (max(1, 1 + 1) x 2 endpoints) fail, its fallback model is served",
+        {"r1": served(*["A@daily", "A@prod"] * 2, "A@daily", model=FLASH, ended_at=1.27)},
         accounts=("A",),
         scripts={"A": [*[error(SERVER_500)] * 4, ok()]},
-        policy={
-            "strategy": "sticky",
-            "fallback_enabled": True,
-            "max_retries": 1,
-            "max_wait_before_error_ms": 0,
+        policy={"strategy": "sticky", "fallback_enabled": True, "max_retries": 1},
+        replay_defect=FALLBACK_ATTEMPT_NUMBERS,
+    ),
+    Scenario(
+        "when-every-target-failed-and-no-round-is-left-a-configured-fallback-model-serves",
+        "Selecting/all_targets_failed, fallback_available -> Fallback: 500 on daily and prod, "
+        "no retry round configured: the fallback model is served at once (new row in v2)",
+        {"r1": served("A@daily", "A@prod", "A@daily", model=FLASH, ended_at=0.17)},
+        accounts=("A",),
+        scripts={"A": [error(SERVER_500), error(SERVER_500), ok()]},
+        policy={"fallback_enabled": True, "max_retry_rounds": 0},
+        replay_defect=FALLBACK_ATTEMPT_NUMBERS,
+    ),
+    Scenario(
+        "when-attempts-run-out-on-empty-answers-a-configured-placeholder-ends-the-request",
+        "Switching/target_released, placeholder_due -> Done: 4 empty answers (max(1, 1 + 1) x 2 "
+        "endpoints, a 500 ms round between) and a placeholder answer (new row in v2)",
+        {
+            "r1": served(
+                *["A@daily", "A@prod"] * 2,
+                placeholder=True,
+                failure="empty_response",
+                ended_at=0.7,
+            )
         },
+        accounts=("A",),
+        scripts={"A": [empty()]},
+        policy={"empty_response_placeholder": True, "max_retries": 1},
     ),
     # Any state ---------------------------------------------------------------------------------
     Scenario(
         "a-client-that-leaves-during-a-wait-fails-499-and-cancels-the-timer",
-        "CapacityWait/client_disconnected -> Failed: 499, the timer cancelled",
+        "CapacityWait/client_disconnected -> Failed: both of the only account's targets rest "
+        "5 s; the client leaves during the wait: 499, the timer cancelled",
         {
             "r1": refused(
-                499, "client_disconnected", "A@daily", failure="capacity_exhausted", ended_at=2.0
+                499,
+                "client_disconnected",
+                "A@daily",
+                "A@prod",
+                failure="capacity_exhausted",
+                ended_at=2.0,
             )
         },
         requests=(Incoming(leave_at=2.0),),
+        accounts=("A",),
         scripts={"A": [error(capacity(503))]},
     ),
     Scenario(
@@ -829,53 +1053,79 @@ SCENARIOS: list[Scenario] = [
     ),
     Scenario(
         "a-client-that-leaves-during-the-switch-pause-fails-499",
-        "Backoff/client_disconnected -> Failed: 499 during the 5 s pause after a quota 429",
+        "Switching/target_released, switch_pause_wanted -> Backoff/client_disconnected -> "
+        "Failed: a 5 s switch pause configured (0 by default), B usable; the client leaves "
+        "during it: 499",
         {
             "r1": refused(
                 499,
                 "client_disconnected",
                 "A@daily",
                 failure="quota_exhausted",
-                rests=["A for 60s: quota exhausted"],
+                rests=[f"A for 60s: {QUOTA}"],
                 ended_at=2.0,
             )
         },
         requests=(Incoming(leave_at=2.0),),
         scripts={"A": [error(quota_429())]},
+        policy={"switch_account_delay_ms": 5000},
     ),
     Scenario(
         "a-capacity-wait-ending-exactly-at-the-deadline-is-not-started",
-        "Fetching/capacity_exhausted -> Switching: a wait ending at the deadline would be "
-        "pre-empted by it, so the request switches to B at once instead of timing out",
-        {"r1": served("A@daily", "B@daily", ended_at=0.07)},
+        "Selecting/pool_cooling_down (capacity) -> Failed: the only account's targets rest "
+        "5 s (first tier); a wait ending at the 5 s deadline would be pre-empted by it, so "
+        "529 with retry-after at once, not 504 later (v1 switched to B)",
+        {
+            "r1": refused(
+                529,
+                "overloaded_error",
+                "A@daily",
+                "A@prod",
+                retry_after_s=5,
+                rests=[f"A@daily for 5s: {CAPACITY}", f"A@prod for 5s: {CAPACITY}"],
+                ended_at=0.0,
+            )
+        },
+        accounts=("A",),
         scripts={"A": [error(capacity(503), delay=0.0)]},
         policy={"deadline_ms": 5000},
     ),
     Scenario(
-        "a-server-error-pause-ending-exactly-at-the-deadline-is-skipped",
-        "Fetching/endpoint_failed -> Fetching: the 1 s pause after a 500 would end at the "
-        "deadline, so the next endpoint is tried at once (then B serves)",
-        {"r1": served("A@daily", "A@prod", "B@daily", ended_at=0.07)},
+        "a-retry-round-pause-ending-exactly-at-the-deadline-is-skipped",
+        "Selecting/all_targets_failed -> Failed: 500 on both targets; the 1 s round pause would "
+        "end at the 1 s deadline, so the request fails at once (v1 skipped the 1 s pause after "
+        "a 500 and tried the next endpoint)",
+        {
+            "r1": refused(
+                500,
+                "api_error",
+                "A@daily",
+                "A@prod",
+                failure="server_error",
+                ended_at=0.0,
+            )
+        },
+        accounts=("A",),
         scripts={"A": [error(SERVER_500, delay=0.0)]},
         policy={"deadline_ms": 1000},
     ),
     Scenario(
         "a-pool-wait-ending-exactly-at-the-deadline-answers-429-at-once",
-        "Selecting/pool_cooling_down -> Failed: A is free at 0.5 s but the pool wait (+500 ms) "
-        "would end at the 1 s deadline: 429 with retry-after now, not 504 a second later",
-        {"r1": refused(429, "rate_limit_error", ended_at=0.0)},
-        accounts=(resting("A", 0.5),),
+        "Selecting/pool_cooling_down -> Failed: A is free at 1 s, and the wait would end at "
+        "the 1 s deadline: 429 with retry-after now, not 504 a second later",
+        {"r1": refused(429, "rate_limit_error", retry_after_s=1, ended_at=0.0)},
+        accounts=(resting("A", 1.0),),
         policy={"deadline_ms": 1000},
     ),
     # Several requests, hours of cooldowns -----------------------------------------------------
     Scenario(
         "concurrent-requests-share-one-pool-and-avoid-accounts-others-put-to-rest",
-        "Five requests at once on A, B, C: A's quota 429 sends r1 to C after the switch "
-        "pause, B's 500 sends r2 to B's next endpoint; all are served, none is sent to A after "
-        "it rests (r4's attempt on A was already in flight)",
+        "Five requests at once on A, B, C: A's quota 429 sends r1 to C at once, B's 500 sends "
+        "r2 to B's next endpoint; all are served, none is sent to A after it rests (r4's "
+        "attempt on A was already in flight) (v1 paused r1 5 s)",
         {
-            "r1": served("A@daily", "C@daily", rests=["A for 60s: quota exhausted"], ended_at=5.12),
-            "r2": served("B@daily", "B@prod", rests=[], ended_at=1.12),
+            "r1": served("A@daily", "C@daily", rests=[f"A for 60s: {QUOTA}"], ended_at=0.12),
+            "r2": served("B@daily", "B@prod", rests=[], ended_at=0.12),
             "r3": served("C@daily", ended_at=0.07),
             "r4": served("A@daily", ended_at=0.07),
             "r5": served("B@daily", ended_at=0.07),
@@ -886,35 +1136,39 @@ SCENARIOS: list[Scenario] = [
     ),
     Scenario(
         "quota-exhaustion-without-a-reset-climbs-the-quota-tiers-to-two-hours-until-a-success",
-        "Quota 429s without a reset rest A 60 s, 5 min, 30 min, 2 h (one strike each); a "
-        "success clears the strikes and the next 429 rests 60 s again (2.7 h in all)",
+        "Quota 429s without a reset rest A 60 s, 5 min, 30 min, 2 h (one strike each); r1 "
+        "waits out the 60 s and fails at the 5 min; a success clears the strikes and the next "
+        "429 rests 60 s again (2.7 h in all; v1 retry-afters were 5 s shorter)",
         {
             "r1": refused(
                 429,
                 "rate_limit_error",
                 "A@daily",
                 "A@daily",
-                retry_after_s=295,
-                rests=["A for 60s: quota exhausted", "A for 300s: quota exhausted"],
+                retry_after_s=300,
+                rests=[f"A for 60s: {QUOTA}", f"A for 300s: {QUOTA}"],
+                ended_at=60.1,
             ),
             "r2": refused(
                 429,
                 "rate_limit_error",
                 "A@daily",
-                retry_after_s=1795,
-                rests=["A for 1800s: quota exhausted"],
+                retry_after_s=1800,
+                rests=[f"A for 1800s: {QUOTA}"],
+                ended_at=400.05,
             ),
             "r3": refused(
                 429,
                 "rate_limit_error",
                 "A@daily",
-                retry_after_s=7195,
+                retry_after_s=7200,
                 message=f"Rate limited on {MODEL}: every account is cooling down. "
-                "Quota will reset after 1h59m55s.",
-                rests=["A for 7200s: quota exhausted"],
+                "Quota will reset after 2h0m0s.",
+                rests=[f"A for 7200s: {QUOTA}"],
+                ended_at=2300.05,
             ),
             "r4": served("A@daily", ended_at=9600.07),
-            "r5": served("A@daily", "A@daily", rests=["A for 60s: quota exhausted"]),
+            "r5": served("A@daily", "A@daily", rests=[f"A for 60s: {QUOTA}"], ended_at=9760.12),
         },
         requests=(
             Incoming("r1", at=0.0),
@@ -927,28 +1181,225 @@ SCENARIOS: list[Scenario] = [
         scripts={"A": [*[error(quota_429())] * 4, ok(), error(quota_429()), ok()]},
         policy={"strategy": "sticky"},
     ),
+    # Issue 8: serve as soon as anything can serve (v2) -----------------------------------------
+    Scenario(
+        "one-endpoint-refusing-connections-is-skipped-once-its-breaker-opens-and-probed-after-the-interval",
+        "100 sequential requests, daily refusing every connection, prod healthy: all served; "
+        "daily's breaker opens after 3 refusals and is probed after 1, 2, 4, 8, 16, 30 s "
+        "(v1 tried daily first on every request: 100 refused connections)",
+        DAILY_REFUSING_EXPECT,
+        requests=DAILY_REFUSING_REQUESTS,
+        scripts={"A@daily": [unreachable()], "B@daily": [unreachable()]},
+        policy={"strategy": "sticky"},
+    ),
+    Scenario(
+        "a-3-second-network-blip-is-served-within-a-probe-interval-of-the-upstreams-return",
+        "Every target refuses connections from 0 to 3 s; a client gives up after 0.9 s and "
+        "retries every second: both breakers open at r2, probes fail until the blip ends, "
+        "r5 is daily's probe at 4.1 s (1.1 s after the return, within the 2 s probe interval); "
+        "no account ever rests (v1 rested A and B for 60 s after 3 consecutive connection "
+        "failures each: the client's retries got 429s for a minute)",
+        {
+            "r1": refused(
+                499,
+                "client_disconnected",
+                "A@daily",
+                "A@prod",
+                "B@daily",
+                "B@prod",
+                rests=[],
+                ended_at=0.9,
+            ),
+            "r2": refused(499, "client_disconnected", "B@daily", "B@prod", rests=[], ended_at=1.9),
+            "r3": refused(499, "client_disconnected", "B@daily", "B@prod", rests=[], ended_at=2.9),
+            "r4": refused(499, "client_disconnected", rests=[], ended_at=3.9),
+            "r5": served("B@daily", rests=[], ended_at=4.17),
+        },
+        requests=tuple(Incoming(f"r{i + 1}", at=float(i), leave_at=i + 0.9) for i in range(5)),
+        outage=(0.0, 3.0),
+        policy={"strategy": "sticky"},
+    ),
+    Scenario(
+        "capacity-with-a-long-hint-on-one-account-is-served-at-once-by-another-account",
+        "A answers capacity with retryDelay 40 s on both endpoints while B and C are free: "
+        "A's targets rest 40 s and B serves at once (v1 waited the 40 s on A@daily)",
+        {
+            "r1": served(
+                "A@daily",
+                "A@prod",
+                "B@daily",
+                rests=[f"A@daily for 40s: {CAPACITY}", f"A@prod for 40s: {CAPACITY}"],
+                ended_at=0.17,
+            )
+        },
+        accounts=("A", "B", "C"),
+        scripts={"A": [error(capacity(503, retry_ms=40_000))]},
+    ),
+    Scenario(
+        "capacity-with-a-3-s-hint-on-the-only-target-is-served-after-3-s",
+        "Selecting/pool_cooling_down, cause_is_capacity -> CapacityWait: the only target "
+        "rests for the stated 3 s and is served then (v1 waited max(3 s, the 5 s tier))",
+        {
+            "r1": served(
+                "A@daily",
+                "A@daily",
+                rests=[f"A@daily for 3s: {CAPACITY}"],
+                ended_at=3.12,
+            )
+        },
+        accounts=("A",),
+        scripts={"A": [error(capacity(503, retry_ms=3000)), ok()]},
+        policy={"endpoints": ["daily"]},
+    ),
+    Scenario(
+        "endless-short-rate-limits-on-one-account-are-served-at-once-by-another",
+        "A answers 429 retryDelay 2 s for ever, B is healthy: A rests 2 s and B serves at once "
+        "(v1 retried A 3 times backing off 2, 4, 8 s, then paused 5 s before B: 19 s)",
+        {"r1": served("A@daily", "B@daily", rests=[f"A for 2s: {RATE}"], ended_at=0.12)},
+        scripts={"A": [error(rate_limit_429(2000))]},
+    ),
+    Scenario(
+        "quota-exhaustion-on-two-accounts-fails-over-to-the-third-without-pausing",
+        "A and B are quota-exhausted for an hour: each rests until its reset and C serves at "
+        "0.17 s (v1 paused 5 s before each switch: 10.17 s)",
+        {
+            "r1": served(
+                "A@daily",
+                "B@daily",
+                "C@daily",
+                rests=[f"A for 3600s: {QUOTA}", f"B for 3600s: {QUOTA}"],
+                ended_at=0.17,
+            )
+        },
+        accounts=("A", "B", "C"),
+        scripts={"A": [error(quota_429(3_600_000))], "B": [error(quota_429(3_600_000))]},
+    ),
+    Scenario(
+        "when-every-account-is-quota-exhausted-for-an-hour-streaming-and-not-get-429-with-retry-after-at-once",
+        "A and B quota-exhausted (1 h): r1 (streaming) tries both and gets 429 with retry-after "
+        "at 0.1 s; r2 (non-streaming) at 1 s gets it without sending (v1 paused 5 s before "
+        "switching to B, then answered)",
+        {
+            "r1": refused(
+                429,
+                "rate_limit_error",
+                "A@daily",
+                "B@daily",
+                retry_after_s=3600,
+                message=f"Rate limited on {MODEL}: every account is cooling down. "
+                "Quota will reset after 59m59s.",
+                rests=[f"A for 3600s: {QUOTA}", f"B for 3600s: {QUOTA}"],
+                ended_at=0.1,
+            ),
+            "r2": refused(429, "rate_limit_error", retry_after_s=3600, rests=[], ended_at=1.0),
+        },
+        requests=(Incoming("r1", at=0.0), Incoming("r2", at=1.0, stream=False)),
+        scripts={"A": [error(quota_429(3_600_000))], "B": [error(quota_429(3_600_000))]},
+    ),
+    Scenario(
+        "capacity-on-every-account-without-a-hint-ends-within-the-wait-budget-with-529-and-retry-after",
+        "A and B answer capacity without a hint everywhere: each target rests on the tiers "
+        "(5 s, then 10 s, ...), the request waits for the earliest one each time and stops at "
+        "its 10 attempts (max(5, 2 + 1) x 2 endpoints): 529 with retry-after at 15.2 s "
+        "(v1 retried A@daily on the tiers, then B: over 250 s)",
+        {
+            "r1": refused(
+                529,
+                "overloaded_error",
+                *["A@daily", "A@prod", "B@daily", "B@prod"] * 2,
+                "A@daily",
+                "A@prod",
+                failure="capacity_exhausted",
+                retry_after_s=1,
+                ended_at=15.2,
+            )
+        },
+        scripts={"A": [error(capacity(503))], "B": [error(capacity(503))]},
+        policy={"strategy": "sticky"},
+        replay_defect="replay re-times each answer as now + (t - sent_at) rather than at its "
+        "recorded t (adapters/trace/replay.py), so replayed times differ from the recording by "
+        "a few ulps; here a target's rest ends exactly when the request wakes (15.1 s: "
+        "recorded 15.100000000000001, replayed 15.099999999999998) and the replay waits again",
+    ),
+    Scenario(
+        "a-single-500-after-an-outage-is-served-by-the-next-endpoint-at-once",
+        "r1 rides out a 3 s outage (retry rounds) and is served on its return; r2's daily "
+        "answers one 500: prod serves at once (v1 paused 1 s, or answered 529 once the outage "
+        "had spent its pool-wide retry budget)",
+        {
+            "r1": served(*["A@daily", "A@prod"] * 2, "A@daily", rests=[], ended_at=3.27),
+            "r2": served("A@daily", "A@prod", rests=[], ended_at=5.12),
+        },
+        requests=_pair(0.0, 5.0),
+        accounts=("A",),
+        scripts={"A@daily": [ok(), error(SERVER_500), ok()]},
+        outage=(0.0, 3.0),
+    ),
+    Scenario(
+        "an-unreachable-token-endpoint-changes-nothing-persistent",
+        "A's token endpoint is down for r1's three tries (retry rounds after 1 s and 2 s): 500; "
+        "A is neither invalid nor rested and daily's breaker did not count it, so r2 is served "
+        "by A@daily (v1 counted the token failures as connection failures and rested A 60 s "
+        "after the third)",
+        {
+            "r1": refused(
+                500,
+                "api_error",
+                *["A@daily"] * 3,
+                failure="credentials_unavailable",
+                rests=[],
+                invalidated=[],
+                ended_at=3.15,
+            ),
+            "r2": served("A@daily", rests=[], invalidated=[], ended_at=4.07),
+        },
+        requests=_pair(0.0, 4.0),
+        accounts=("A",),
+        scripts={"A": [*[Answer(TOKEN_DOWN)] * 3, ok()]},
+    ),
+    Scenario(
+        "a-probe-whose-client-leaves-reopens-the-endpoint-for-the-next-request",
+        "daily refuses r1 three times (opens at 3.15 s); r2 at 5 s is the probe, hangs, and "
+        "its client leaves at 6 s: the probe is abandoned, daily open again with its probe due "
+        "at once; r3 at 6.5 s probes and is served",
+        {
+            "r1": refused(500, "api_error", *["A@daily"] * 3, failure="unreachable", ended_at=3.15),
+            "r2": refused(499, "client_disconnected", "A@daily", ended_at=6.0),
+            "r3": served("A@daily", ended_at=6.57),
+        },
+        requests=(
+            Incoming("r1", at=0.0),
+            Incoming("r2", at=5.0, leave_at=6.0),
+            Incoming("r3", at=6.5),
+        ),
+        accounts=("A",),
+        scripts={"A": [*[unreachable()] * 3, hang(), ok()]},
+        policy={"endpoints": ["daily"]},
+    ),
     # The JavaScript proxy's defects (reference/seed-behaviour.md §7) ---------------------------
     Scenario(
         "js-defect-1-subsecond-resets-no-longer-spin-on-one-account-forever",
         "JS: 429 retryDelay 0.5 s forever kept one request on A (24 calls in 12 s), B never "
-        "tried; here: 3 sub-second + 3 short retries, then B",
-        {"r1": served(*["A@daily"] * 7, "B@daily")},
+        "tried; here A rests 500 ms and B serves at once (v1: 6 retries on A, then B)",
+        {"r1": served("A@daily", "B@daily", rests=[f"A for 0.5s: {RATE}"], ended_at=0.12)},
         scripts={"A": [error(rate_limit_429(500))]},
     ),
     Scenario(
         "js-defect-2-short-rate-limits-on-every-account-end-in-a-bounded-429",
         "JS: 429 retryDelay 3 s doubled forever on A (3, 6, 12, 24 s...); here every account "
-        "answers it and the request ends with a 429 after bounded retries",
+        "answers it: the request waits each stated 3 s for the earliest account, gives an "
+        "account up after 3 retries, and ends after its 10 attempts with a 429; from the 7th "
+        "attempt both accounts' health is below hybrid's usable level, so each grant comes "
+        "after its 250 ms emergency throttle (v1: 126.75 s)",
         {
             "r1": refused(
                 429,
                 "rate_limit_error",
-                *(["A@daily"] * 4 + ["B@daily"] * 4) * 2,
-                *["A@daily"] * 4,
+                *["A@daily", "B@daily"] * 5,
                 retry_after_s=3,
-                message=f"Rate limited on {MODEL} after 5 attempts on 2 accounts. "
-                "Quota will reset after 3s.",
-                ended_at=126.75,
+                message=f"Rate limited on {MODEL} after 10 attempts on 2 accounts. "
+                "Quota will reset after 2s.",
+                ended_at=13.05,
             )
         },
         scripts={"A": [error(rate_limit_429(3000))], "B": [error(rate_limit_429(3000))]},
@@ -982,7 +1433,7 @@ SCENARIOS: list[Scenario] = [
     Scenario(
         "js-defect-4-waiting-for-short-pool-resets-is-counted-and-bounded",
         "JS: the all-rate-limited wait is uncounted (no bound on duration); here 2 pool "
-        "waits allowed (max_pool_waits=2), then 429 with retry-after",
+        "waits allowed (max_pool_waits=2), then 429 with retry-after (v1 ended 1 s later)",
         {
             "r1": refused(
                 429,
@@ -991,30 +1442,49 @@ SCENARIOS: list[Scenario] = [
                 retry_after_s=30,
                 message=f"Rate limited on {MODEL}: every account is cooling down. "
                 "Quota will reset after 30s.",
-                ended_at=61.15,
+                ended_at=60.15,
             )
         },
         accounts=("A",),
         scripts={"A": [error(rate_limit_429(30_000))]},
-        policy={"strategy": "sticky", "switch_account_delay_ms": 0, "max_pool_waits": 2},
+        policy={"strategy": "sticky", "max_pool_waits": 2},
     ),
     Scenario(
         "js-defect-5-capacity-429s-never-escalate-into-a-two-hour-quota-lock",
-        "JS: 429 MODEL_CAPACITY_EXHAUSTED x6 locked A for 2 h (read as quota); here A rests "
-        "15 s +- 5 s for capacity and B serves",
-        {"r1": served(*["A@daily"] * 6, "B@daily", rests=["A for 11.344s: capacity exhausted"])},
+        "JS: 429 MODEL_CAPACITY_EXHAUSTED x6 locked A for 2 h (read as quota); here each of A's "
+        "targets rests 5 s for capacity, A itself never, and B serves (v1: 6 tries on A@daily, "
+        "then an 11 s rest of A)",
+        {
+            "r1": served(
+                "A@daily",
+                "A@prod",
+                "B@daily",
+                rests=[f"A@daily for 5s: {CAPACITY}", f"A@prod for 5s: {CAPACITY}"],
+            )
+        },
         scripts={"A": [error(capacity(429))]},
     ),
     Scenario(
         "js-defect-5-a-503-capacity-retry-waits-for-the-servers-retry-delay",
         "JS: 503 with RetryInfo 39 s waited the 5 s tier and retried into the same wall; here "
-        "the retry waits max(39 s, tier)",
+        "the only account's targets rest the stated 39 s and the request waits exactly that",
         {
             "r1": served(
-                "A@daily", "A@daily", rests=["A for 39s: capacity exhausted"], ended_at=39.12
+                "A@daily",
+                "A@prod",
+                "A@daily",
+                rests=[f"A@daily for 39s: {CAPACITY}", f"A@prod for 39s: {CAPACITY}"],
+                ended_at=39.12,
             )
         },
-        scripts={"A": [error(capacity(503, retry_ms=39_000)), ok()]},
+        accounts=("A",),
+        scripts={
+            "A": [
+                error(capacity(503, retry_ms=39_000)),
+                error(capacity(503, retry_ms=39_000)),
+                ok(),
+            ]
+        },
     ),
     Scenario(
         "js-defect-6-new-requests-never-wipe-the-pools-cooldowns",
@@ -1066,8 +1536,9 @@ SCENARIOS: list[Scenario] = [
     ),
     Scenario(
         "js-defect-10-a-529-capacity-body-without-5xx-digits-is-still-capacity",
-        "JS: a 529 body without '500'/'503' escaped to the client; here a capacity wait",
-        {"r1": served("A@daily", "A@daily", ended_at=5.12)},
+        "JS: a 529 body without '500'/'503' escaped to the client; here capacity: A@daily "
+        "rests 5 s and A@prod serves at once (v1 waited 5 s and retried A@daily)",
+        {"r1": served("A@daily", "A@prod", rests=[f"A@daily for 5s: {CAPACITY}"], ended_at=0.12)},
         scripts={"A": [error(capacity(529)), ok()]},
     ),
     Scenario(
@@ -1103,10 +1574,10 @@ SCENARIOS: list[Scenario] = [
         scripts={"A": [error(REVOKED_401)]},
     ),
     Scenario(
-        "js-defect-13-a-token-endpoint-outage-does-not-invalidate-the-account",
-        "JS: a token-endpoint 5xx marked the account invalid; here it is a transient "
-        "failure: the next endpoint, A stays valid",
-        {"r1": served("A@daily", "A@prod", invalidated=[], rests=[])},
+        "js-defect-13-a-token-endpoint-outage-does-not-invalidate-the-account-another-serves",
+        "JS: a token-endpoint 5xx marked the account invalid; here it is the token endpoint's "
+        "failure: A stays valid and unrested, the request moves to B (v1 tried A@prod)",
+        {"r1": served("A@daily", "B@daily", invalidated=[], rests=[], ended_at=0.12)},
         scripts={"A": [Answer(TOKEN_DOWN), ok()]},
     ),
     Scenario(
@@ -1119,17 +1590,19 @@ SCENARIOS: list[Scenario] = [
     Scenario(
         "js-defect-17-an-empty-answer-fails-as-overloaded-not-as-a-placeholder-success",
         "JS: empty answers ended in a 200 with placeholder text, hiding the failure; here "
-        "(non-streaming too) 529 overloaded_error after 2 retries",
+        "(non-streaming too) 529 overloaded_error once every target answered empty in three "
+        "rounds (v1: 2 retries on A@daily)",
         {
             "r1": refused(
                 529,
                 "overloaded_error",
-                *["A@daily"] * 3,
+                *["A@daily", "A@prod"] * 3,
                 placeholder=False,
                 failure="empty_response",
             )
         },
         requests=(Incoming(stream=False),),
+        accounts=("A",),
         scripts={"A": [empty()]},
     ),
 ]
@@ -1152,6 +1625,9 @@ def main() -> int:
         for problem in problems:
             failures += 1
             print(f"  UNEXPECTED {problem}")
+    for stale in sorted(set(DIRECTORY.glob("*.jsonl")) - {s.path for s in SCENARIOS}):
+        stale.unlink()
+        print(f"removed {stale.relative_to(DIRECTORY.parent.parent)} (no scenario)")
     print(f"{len(SCENARIOS)} traces" + (f", {failures} unexpected outcome(s)" if failures else ""))
     return 1 if failures else 0
 
