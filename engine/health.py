@@ -140,7 +140,7 @@ class EndpointHealth:
     def retry_at(self, now: float) -> float:
         """When a retry of a failed target on this endpoint can next be paid for."""
         self._refill(now)
-        if self.tokens >= 1:
+        if self.tokens >= 1 - 1e-9:  # a refill computed to a rounding error below one token
             return now
         return now + (1 - self.tokens) / self.budget.refill_per_s
 

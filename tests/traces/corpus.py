@@ -402,14 +402,15 @@ def _after_outage(answer: Answer) -> dict[str, list[Answer]]:
 def _daily_refusing() -> tuple[dict[str, dict[str, Any]], tuple[Incoming, ...]]:
     """100 sequential requests, one a second, `daily` refusing, `prod` healthy (sticky: A).
 
-    By hand from the breaker (failures_to_open 3, first_probe_ms 1000, doubling to 30 s):
-    r001-r003 (t = 0, 1, 2) try daily first, each refusal counted; the third (at 2.05) opens
-    it, probe due at 3.05. Requests before a due probe skip daily (prod at once, served at
-    t + 0.07); the first request at or after it is the probe (daily refused, then prod, served
-    at t + 0.12) and the probe's failure reopens daily for twice the interval: probes at
-    4 (next due 6.05), 7 (11.05), 12 (20.05), 21 (37.05), 38 (68.05), 69 (99.05, after r100).
+    By hand from the breaker (failures_to_open 3, first_probe_ms 1000, steady_probes 3, then
+    doubling to 30 s): r001-r003 (t = 0, 1, 2) try daily first, each refusal counted; the third
+    (at 2.05) opens it, probe due at 3.05. Requests before a due probe skip daily (prod at
+    once, served at t + 0.07); the first request at or after it is the probe (daily refused,
+    then prod, served at t + 0.12) and the probe's failure reopens daily for the same second
+    three times, then for twice the interval: probes at 4 (next due 5.05), 6 (7.05), 8 (9.05),
+    10 (12.05), 13 (17.05), 18 (26.05), 27 (43.05), 44 (74.05), 75 (105.05, after r100).
     """
-    probes = {4.0, 7.0, 12.0, 21.0, 38.0, 69.0}
+    probes = {4.0, 6.0, 8.0, 10.0, 13.0, 18.0, 27.0, 44.0, 75.0}
     expect: dict[str, dict[str, Any]] = {}
     requests = []
     for i in range(100):
@@ -425,16 +426,6 @@ def _daily_refusing() -> tuple[dict[str, dict[str, Any]], tuple[Incoming, ...]]:
 
 DAILY_REFUSING_EXPECT, DAILY_REFUSING_REQUESTS = _daily_refusing()
 
-#: An engine defect that shows in replay: `Request.reset_model_counters` (engine/request.py)
-#: resets `sends`, so `SendAttempt.attempt` restarts at 1 after a fallback; traces key answers by
-#: (request, attempt), so the replay hands the fallback model's attempts the first model's answers.
-FALLBACK_ATTEMPT_NUMBERS = (
-    "engine: attempt numbers restart after a fallback (Request.reset_model_counters resets "
-    "`sends`); the trace keys answers by (request, attempt), so the replay finds no answer for "
-    "the fallback model's attempts"
-)
-
-
 SCENARIOS: list[Scenario] = [
     # Selecting ---------------------------------------------------------------------------------
     Scenario(
@@ -444,11 +435,12 @@ SCENARIOS: list[Scenario] = [
         scripts={"A": [ok(chunks=3)]},
     ),
     Scenario(
-        "an-unhealthy-pool-is-served-after-the-hybrid-emergency-throttle",
+        "an-unhealthy-pool-is-served-after-a-configured-hybrid-emergency-throttle",
         "Selecting/target_granted, throttle_fits -> Backoff -> Fetching (throttled): every "
-        "account is below the usable health, so hybrid's emergency level grants one after 250 ms",
+        "account is below the usable health, so hybrid's emergency level grants one after the "
+        "JS proxy's 250 ms, configured here (0 by default: no pause while a target is usable)",
         {"r1": served("A@daily", ended_at=0.32)},
-        policy={"health": {"initial": 40}},
+        policy={"health": {"initial": 40}, "hybrid_emergency_throttle_ms": 250},
     ),
     Scenario(
         "when-every-account-rests-briefly-the-request-waits-for-the-earliest-reset",
@@ -501,7 +493,7 @@ SCENARIOS: list[Scenario] = [
     Scenario(
         "a-request-does-not-reuse-an-account-another-request-put-to-rest-meanwhile",
         "Fetching/account_withdrawn -> Switching: every account is unhealthy, so each grant "
-        "comes after hybrid's 250 ms throttle; r1 (at 0) is granted A and its quota 429 at "
+        "comes after a configured 250 ms hybrid throttle; r1 (at 0) is granted A and its quota 429 at "
         "0.30 rests A for 2 h; r2 (at 0.1, granted A too) leaves A at 0.35 without sending and "
         "is served by B (v1: r1 waited 5 s on a capacity retry of A meanwhile)",
         {
@@ -510,7 +502,11 @@ SCENARIOS: list[Scenario] = [
         },
         requests=_pair(0.0, 0.1),
         scripts={"A": [error(quota_429(7_384_500))]},
-        policy={"health": {"initial": 40}, "weights": {"tokens": 0, "lru": 0}},
+        policy={
+            "health": {"initial": 40},
+            "weights": {"tokens": 0, "lru": 0},
+            "hybrid_emergency_throttle_ms": 250,  # the JS proxy's; 0 by default
+        },
     ),
     Scenario(
         "a-400-fails-at-once-with-the-upstreams-message",
@@ -956,7 +952,6 @@ SCENARIOS: list[Scenario] = [
         accounts=("A",),
         scripts={"A": [*[error(SERVER_500)] * 4, ok()]},
         policy={"strategy": "sticky", "fallback_enabled": True, "max_retries": 1},
-        replay_defect=FALLBACK_ATTEMPT_NUMBERS,
     ),
     Scenario(
         "when-every-target-failed-and-no-round-is-left-a-configured-fallback-model-serves",
@@ -966,7 +961,6 @@ SCENARIOS: list[Scenario] = [
         accounts=("A",),
         scripts={"A": [error(SERVER_500), error(SERVER_500), ok()]},
         policy={"fallback_enabled": True, "max_retry_rounds": 0},
-        replay_defect=FALLBACK_ATTEMPT_NUMBERS,
     ),
     Scenario(
         "when-attempts-run-out-on-empty-answers-a-configured-placeholder-ends-the-request",
@@ -1195,10 +1189,12 @@ SCENARIOS: list[Scenario] = [
     Scenario(
         "a-3-second-network-blip-is-served-within-a-probe-interval-of-the-upstreams-return",
         "Every target refuses connections from 0 to 3 s; a client gives up after 0.9 s and "
-        "retries every second: both breakers open at r2, probes fail until the blip ends, "
-        "r5 is daily's probe at 4.1 s (1.1 s after the return, within the 2 s probe interval); "
-        "no account ever rests (v1 rested A and B for 60 s after 3 consecutive connection "
-        "failures each: the client's retries got 429s for a minute)",
+        "retries every second: r1 tries all four targets; r2's refusals open both breakers and "
+        "it answers 529 at once with retry-after until the next probe (every endpoint open: "
+        "fail fast); r3 arrives just before the probes are due and gets 529 too; r4, at the "
+        "upstream's return, is daily's probe and is served at 3.07 s; no account ever rests "
+        "(v1 rested A and B for 60 s after 3 consecutive connection failures each: the "
+        "client's retries got 429s for a minute)",
         {
             "r1": refused(
                 499,
@@ -1210,10 +1206,10 @@ SCENARIOS: list[Scenario] = [
                 rests=[],
                 ended_at=0.9,
             ),
-            "r2": refused(499, "client_disconnected", "B@daily", "B@prod", rests=[], ended_at=1.9),
-            "r3": refused(499, "client_disconnected", "B@daily", "B@prod", rests=[], ended_at=2.9),
-            "r4": refused(499, "client_disconnected", rests=[], ended_at=3.9),
-            "r5": served("B@daily", rests=[], ended_at=4.17),
+            "r2": refused(529, "overloaded_error", "B@daily", "B@prod", rests=[], ended_at=1.1),
+            "r3": refused(529, "overloaded_error", rests=[], ended_at=2.0),
+            "r4": served("B@daily", rests=[], ended_at=3.07),
+            "r5": served("B@daily", rests=[], ended_at=4.07),
         },
         requests=tuple(Incoming(f"r{i + 1}", at=float(i), leave_at=i + 0.9) for i in range(5)),
         outage=(0.0, 3.0),
@@ -1316,10 +1312,6 @@ SCENARIOS: list[Scenario] = [
         },
         scripts={"A": [error(capacity(503))], "B": [error(capacity(503))]},
         policy={"strategy": "sticky"},
-        replay_defect="replay re-times each answer as now + (t - sent_at) rather than at its "
-        "recorded t (adapters/trace/replay.py), so replayed times differ from the recording by "
-        "a few ulps; here a target's rest ends exactly when the request wakes (15.1 s: "
-        "recorded 15.100000000000001, replayed 15.099999999999998) and the replay waits again",
     ),
     Scenario(
         "a-single-500-after-an-outage-is-served-by-the-next-endpoint-at-once",
@@ -1376,6 +1368,36 @@ SCENARIOS: list[Scenario] = [
         scripts={"A": [*[unreachable()] * 3, hang(), ok()]},
         policy={"endpoints": ["daily"]},
     ),
+    Scenario(
+        "a-spent-endpoint-budget-makes-a-retry-wait-for-the-next-token",
+        "Selecting/pool_cooling_down, cause_is_budget, wait_allowed -> Backoff: the only "
+        "target answers 500 twice; round 1 (after 1 s) pays daily's only token, round 2 "
+        "(after 2 s) finds the budget empty (0.1 token/s) and waits until 11.05 s for the "
+        "next token, then is served (v1 had one pool-wide budget that never refilled)",
+        {"r1": served(*["A@daily"] * 3, ended_at=11.12)},
+        accounts=("A",),
+        scripts={"A": [error(SERVER_500), error(SERVER_500), ok()]},
+        policy={"endpoints": ["daily"], "endpoint_budget": {"max_tokens": 1, "refill_per_s": 0.1}},
+    ),
+    Scenario(
+        "answers-from-requests-in-flight-when-the-breaker-opened-count-too",
+        "Breaker open/failure -> open and open/answer -> closed: r1 waits on daily; r2's "
+        "refusal opens it (failures_to_open 1) and prod serves r2; r3, sent to daily before it "
+        "opened, is refused too (it stays open) and prod serves it; r1's answer at 0.5 s shows "
+        "daily is up and closes it",
+        {
+            "r1": served("A@daily", ended_at=0.52),
+            "r2": served("A@daily", "A@prod", ended_at=0.22),
+            "r3": served("A@daily", "A@prod", ended_at=0.29),
+        },
+        requests=(Incoming("r1", at=0.0), Incoming("r2", at=0.1), Incoming("r3", at=0.12)),
+        accounts=("A",),
+        scripts={
+            "A@daily": [ok(delay=0.5), unreachable(), unreachable(delay=0.1)],
+            "A@prod": [ok()],
+        },
+        policy={"strategy": "sticky", "breaker": {"failures_to_open": 1}},
+    ),
     # The JavaScript proxy's defects (reference/seed-behaviour.md §7) ---------------------------
     Scenario(
         "js-defect-1-subsecond-resets-no-longer-spin-on-one-account-forever",
@@ -1389,8 +1411,8 @@ SCENARIOS: list[Scenario] = [
         "JS: 429 retryDelay 3 s doubled forever on A (3, 6, 12, 24 s...); here every account "
         "answers it: the request waits each stated 3 s for the earliest account, gives an "
         "account up after 3 retries, and ends after its 10 attempts with a 429; from the 7th "
-        "attempt both accounts' health is below hybrid's usable level, so each grant comes "
-        "after its 250 ms emergency throttle (v1: 126.75 s)",
+        "attempt both accounts' health is below hybrid's usable level, and hybrid's emergency "
+        "level grants them without a pause (0 by default; v1: 126.75 s)",
         {
             "r1": refused(
                 429,
@@ -1399,7 +1421,7 @@ SCENARIOS: list[Scenario] = [
                 retry_after_s=3,
                 message=f"Rate limited on {MODEL} after 10 attempts on 2 accounts. "
                 "Quota will reset after 2s.",
-                ended_at=13.05,
+                ended_at=12.3,
             )
         },
         scripts={"A": [error(rate_limit_429(3000))], "B": [error(rate_limit_429(3000))]},
