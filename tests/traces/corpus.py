@@ -493,9 +493,10 @@ SCENARIOS: list[Scenario] = [
     Scenario(
         "a-request-does-not-reuse-an-account-another-request-put-to-rest-meanwhile",
         "Fetching/account_withdrawn -> Switching: every account is unhealthy, so each grant "
-        "comes after a configured 250 ms hybrid throttle; r1 (at 0) is granted A and its quota 429 at "
-        "0.30 rests A for 2 h; r2 (at 0.1, granted A too) leaves A at 0.35 without sending and "
-        "is served by B (v1: r1 waited 5 s on a capacity retry of A meanwhile)",
+        "comes after a configured 250 ms hybrid throttle; r1 (at 0) is granted A and its "
+        "quota 429 at 0.30 rests A for 2 h; r2 (at 0.1, granted A too) leaves A at 0.35 "
+        "without sending and is served by B (v1: r1 waited 5 s on a capacity retry of A "
+        "meanwhile)",
         {
             "r1": served("A@daily", "B@daily", rests=[f"A for 7384.5s: {QUOTA}"], ended_at=0.62),
             "r2": served("B@daily", rests=[], ended_at=0.67),
