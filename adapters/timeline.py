@@ -18,6 +18,7 @@ from engine.effects import (
     Effect,
     Finish,
     InvalidateAccount,
+    RestTarget,
     SendAttempt,
     StartTimer,
 )
@@ -93,6 +94,12 @@ def _describe(effect: Effect, start: float, names: dict[str, str]) -> str:
     if isinstance(effect, CoolDownAccount):
         account = names.get(effect.account, effect.account)
         return f"{account} rests until +{effect.until - start:.1f}s ({effect.reason})"
+    if isinstance(effect, RestTarget):
+        account = names.get(effect.account, effect.account)
+        return (
+            f"{account} @ {effect.endpoint} rests until +{effect.until - start:.1f}s "
+            f"({effect.reason})"
+        )
     if isinstance(effect, InvalidateAccount):
         return f"{names.get(effect.account, effect.account)} invalid: {effect.reason}"
     if isinstance(effect, Finish):
