@@ -11,7 +11,7 @@ What is measured
    strategy), 2 accounts; `now` advances 20 s between requests so the hybrid token bucket
    refills and every request takes the same path. A scaling check repeats it with 50 accounts.
 2. 429 -> switch -> success, engine CPU per request: the first attempt gets a quota 429
-   (`UpstreamFacts(status=429, google_status="RESOURCE_EXHAUSTED")`), the request moves to
+   (Google's generic 429 RESOURCE_EXHAUSTED: quota), the request moves to
    another account at once (v2: no switch pause) and succeeds. Default policy, 4 accounts,
    `now` advances 1 h between requests: each such request costs the hybrid health scores a
    net -9 (-10 for the 429, +1 for the success) and health recovers 10/h per account, so at

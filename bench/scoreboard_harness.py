@@ -58,7 +58,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from engine import AccountPool, Engine, ResetHint, ResetSource, UpstreamFacts, load_policy
+from engine import AccountPool, Engine, FailureKind, ResetHint, UpstreamFacts, load_policy
 from engine.effects import Outcome, SendAttempt
 from engine.events import (
     ContentReceived,
@@ -84,46 +84,43 @@ def target_for(bound: float) -> float:
 
 
 # upstream facts (the shapes of tests/support.py, built from the public fact types) -----------
-def _hint(ms: float, source: ResetSource) -> tuple[ResetHint, ...]:
-    return (ResetHint(source=source, delay_ms=ms),)
+def _hint(ms: float) -> tuple[ResetHint, ...]:
+    return (ResetHint(delay_ms=ms),)
 
 
 def quota_429(reset_ms: float) -> UpstreamFacts:
-    """429 RESOURCE_EXHAUSTED, QUOTA_EXHAUSTED with quotaResetDelay."""
+    """429 QUOTA_EXHAUSTED with quotaResetDelay, as the Cloud Code adapter hands it over."""
     return UpstreamFacts(
+        kind=FailureKind.QUOTA_EXHAUSTED,
         status=429,
-        google_status="RESOURCE_EXHAUSTED",
-        reason="QUOTA_EXHAUSTED",
-        resets=_hint(reset_ms, ResetSource.QUOTA_RESET_DELAY),
+        resets=_hint(reset_ms),
         message="You have exhausted your capacity on this model.",
     )
 
 
 def rate_limit_429(reset_ms: float | None) -> UpstreamFacts:
-    """429 RESOURCE_EXHAUSTED, RATE_LIMIT_EXCEEDED with retryDelay (if given)."""
+    """429 RATE_LIMIT_EXCEEDED with retryDelay (if given)."""
     return UpstreamFacts(
+        kind=FailureKind.RATE_LIMITED,
         status=429,
-        google_status="RESOURCE_EXHAUSTED",
-        reason="RATE_LIMIT_EXCEEDED",
-        resets=() if reset_ms is None else _hint(reset_ms, ResetSource.RETRY_DELAY),
+        resets=() if reset_ms is None else _hint(reset_ms),
         message="Rate limited.",
     )
 
 
 def capacity_503(retry_ms: float | None = None) -> UpstreamFacts:
-    """503 UNAVAILABLE, MODEL_CAPACITY_EXHAUSTED with retryDelay (if given)."""
+    """503 MODEL_CAPACITY_EXHAUSTED with retryDelay (if given)."""
     return UpstreamFacts(
+        kind=FailureKind.CAPACITY_EXHAUSTED,
         status=503,
-        google_status="UNAVAILABLE",
-        reason="MODEL_CAPACITY_EXHAUSTED",
-        resets=() if retry_ms is None else _hint(retry_ms, ResetSource.RETRY_DELAY),
+        resets=() if retry_ms is None else _hint(retry_ms),
         message="No capacity available for model on the server",
     )
 
 
-SERVER_500 = UpstreamFacts(status=500, google_status="UNKNOWN", message="Unknown Error.")
+SERVER_500 = UpstreamFacts(kind=FailureKind.SERVER_ERROR, status=500, message="Unknown Error.")
 SERVER_503 = UpstreamFacts(
-    status=503, google_status="UNAVAILABLE", message="The service is currently unavailable."
+    kind=FailureKind.SERVER_ERROR, status=503, message="The service is currently unavailable."
 )
 
 

@@ -4,7 +4,7 @@ Sans-IO: events in, effects out, time passed in. Only `engine.runner` awaits any
 """
 
 from engine.effects import Outcome
-from engine.failures import Failure, FailureKind, ResetHint, ResetSource, UpstreamFacts, classify
+from engine.failures import Failure, FailureKind, ResetHint, UpstreamFacts, classify
 from engine.machine import Engine, UnexpectedEvent
 from engine.policy import PRESETS, Policy, PolicyError, load_policy
 from engine.pool import AccountPool
@@ -24,7 +24,6 @@ __all__ = [
     "PolicyError",
     "Request",
     "ResetHint",
-    "ResetSource",
     "StateStore",
     "UnexpectedEvent",
     "UpstreamFacts",

@@ -9,6 +9,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from adapters.cloudcode.errors import GoogleError, GoogleReset, ResetSource, to_facts
 from engine.effects import (
     CancelAttempt,
     CancelTimer,
@@ -30,7 +31,7 @@ from engine.events import (
     UpstreamFailed,
     UpstreamUnreachable,
 )
-from engine.failures import ResetHint, ResetSource, UpstreamFacts
+from engine.failures import UpstreamFacts
 from engine.machine import Engine
 from engine.policy import Policy, load_policy
 from engine.pool import AccountPool
@@ -39,20 +40,25 @@ from engine.request import Request
 MODEL = "claude-sonnet-4-6"
 
 
-# upstream facts (§3.4) ---------------------------------------------------------------------------
-def delay(ms: float, source: ResetSource = ResetSource.RETRY_DELAY) -> ResetHint:
-    return ResetHint(source=source, delay_ms=ms)
+# upstream facts (§3.4): Google's bodies, as the Cloud Code adapter hands them to the engine ------
+def google(**fields: object) -> UpstreamFacts:
+    """The engine's facts for a Google error answer with these fields (`GoogleError`)."""
+    return to_facts(GoogleError.model_validate(fields))
+
+
+def delay(ms: float, source: ResetSource = ResetSource.RETRY_DELAY) -> GoogleReset:
+    return GoogleReset(source=source, delay_ms=ms)
 
 
 def quota_429(reset_ms: float | None = None) -> UpstreamFacts:
     """Body 1 (generic, no reset) or body 2 (QUOTA_EXHAUSTED with quotaResetDelay)."""
     if reset_ms is None:
-        return UpstreamFacts(
+        return google(
             status=429,
             google_status="RESOURCE_EXHAUSTED",
             message="Resource has been exhausted (e.g. check quota).",
         )
-    return UpstreamFacts(
+    return google(
         status=429,
         google_status="RESOURCE_EXHAUSTED",
         reason="QUOTA_EXHAUSTED",
@@ -63,7 +69,7 @@ def quota_429(reset_ms: float | None = None) -> UpstreamFacts:
 
 def rate_limit_429(reset_ms: float | None = None) -> UpstreamFacts:
     resets = (delay(reset_ms),) if reset_ms is not None else ()
-    return UpstreamFacts(
+    return google(
         status=429,
         google_status="RESOURCE_EXHAUSTED",
         reason="RATE_LIMIT_EXCEEDED",
@@ -76,7 +82,7 @@ def capacity(status: int = 503, retry_ms: float | None = None) -> UpstreamFacts:
     """Body 3 (503 MODEL_CAPACITY_EXHAUSTED), or its 429 and 529 twins."""
     resets = (delay(retry_ms),) if retry_ms is not None else ()
     gstatus = "RESOURCE_EXHAUSTED" if status == 429 else "UNAVAILABLE"
-    return UpstreamFacts(
+    return google(
         status=status,
         google_status=gstatus,
         reason="MODEL_CAPACITY_EXHAUSTED",
@@ -85,43 +91,43 @@ def capacity(status: int = 503, retry_ms: float | None = None) -> UpstreamFacts:
     )
 
 
-SERVER_500 = UpstreamFacts(status=500, google_status="UNKNOWN", message="Unknown Error.")
-NOT_FOUND_404 = UpstreamFacts(
+SERVER_500 = google(status=500, google_status="UNKNOWN", message="Unknown Error.")
+NOT_FOUND_404 = google(
     status=404, google_status="NOT_FOUND", message="Requested entity was not found."
 )
-FORBIDDEN_403 = UpstreamFacts(
+FORBIDDEN_403 = google(
     status=403,
     google_status="PERMISSION_DENIED",
     message="Permission denied. Check your Antigravity license.",
 )
 VERIFY_URL = "https://accounts.google.com/signin/continue?sarp=1&scc=1"
-VALIDATION_403 = UpstreamFacts(
+VALIDATION_403 = google(
     status=403,
     google_status="PERMISSION_DENIED",
     reason="VALIDATION_REQUIRED",
     verify_url=VERIFY_URL,
     message="Verify your account to continue.",
 )
-BANNED_403 = UpstreamFacts(
+BANNED_403 = google(
     status=403,
     google_status="PERMISSION_DENIED",
     banned=True,
     message="Gemini has been disabled for this account due to a violation of Terms of Service.",
 )
-AUTH_401 = UpstreamFacts(
+AUTH_401 = google(
     status=401,
     google_status="UNAUTHENTICATED",
     message="Request had invalid authentication credentials.",
 )
-REVOKED_401 = UpstreamFacts(
+REVOKED_401 = google(
     status=401, permanent_auth=True, message="invalid_grant: Token has been expired or revoked"
 )
-BAD_400 = UpstreamFacts(
+BAD_400 = google(
     status=400,
     google_status="INVALID_ARGUMENT",
     message="messages.1.content.0: Invalid `signature` in `thinking` block",
 )
-TOO_LONG_400 = UpstreamFacts(
+TOO_LONG_400 = google(
     status=400,
     google_status="INVALID_ARGUMENT",
     message="prompt is too long: 250000 tokens > 200000 maximum",
@@ -296,8 +302,8 @@ FACTS = st.sampled_from(
         AUTH_401,
         REVOKED_401,
         BAD_400,
-        UpstreamFacts(status=413, message="too large"),
-        UpstreamFacts(status=502),
+        google(status=413, message="too large"),
+        google(status=502),
     ]
 )
 

@@ -12,7 +12,7 @@ from engine.events import (
     StreamEnded,
     StreamOpened,
 )
-from engine.failures import FailureKind, UpstreamFacts
+from engine.failures import FailureKind
 from tests.support import (
     AUTH_401,
     BAD_400,
@@ -25,6 +25,7 @@ from tests.support import (
     World,
     capacity,
     failed,
+    google,
     quota_429,
     rate_limit_429,
 )
@@ -349,7 +350,7 @@ def test_a_400_fails_at_once_with_the_upstreams_message() -> None:
 def test_a_413_fails_at_once_as_request_too_large() -> None:
     world = World(["A"])
     request = world.open()
-    world.answer(request, UpstreamFacts(status=413, message="Request payload size exceeds"))
+    world.answer(request, google(status=413, message="Request payload size exceeds"))
     assert request.outcome is not None and request.outcome.status == 413
     assert request.outcome.error_type == "request_too_large"
 

@@ -1,4 +1,5 @@
-"""From raw upstream answers to `UpstreamFacts`, and on through the engine's classify().
+"""From raw upstream answers to a `GoogleError`, and on through classify() to the engine's
+facts and kind (`adapters/cloudcode/errors.py`).
 
 Every error body of reference/seed-behaviour.md §3.4 appears here as the raw text Cloud Code (or
 Google's token endpoint) sends, with headers where relevant; each row asserts the facts parsed
@@ -14,20 +15,20 @@ from email.utils import format_datetime
 
 import pytest
 
-from adapters.cloudcode.facts import (
-    facts_from_response,
-    facts_from_stream_error,
-    is_version_gate_text,
-)
-from engine.failures import (
+from adapters.cloudcode.errors import (
     REASON_VERSION_REJECTED,
-    FailureKind,
-    ResetHint,
+    GoogleError,
+    GoogleReset,
     ResetSource,
-    UpstreamFacts,
     classify,
     resolve_reset_ms,
 )
+from adapters.cloudcode.facts import (
+    google_error_from_response,
+    google_error_from_stream_error,
+    is_version_gate_text,
+)
+from engine.failures import FailureKind
 
 NOW = 1_767_000_000.0  # 2025-12-29T09:20:00Z, the wall clock at receipt
 K = FailureKind
@@ -52,12 +53,12 @@ def iso(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC).timestamp()
 
 
-def delay(source: ResetSource, ms: float) -> ResetHint:
-    return ResetHint(source=source, delay_ms=ms)
+def delay(source: ResetSource, ms: float) -> GoogleReset:
+    return GoogleReset(source=source, delay_ms=ms)
 
 
-def at(source: ResetSource, epoch_s: float) -> ResetHint:
-    return ResetHint(source=source, at_epoch_s=epoch_s)
+def at(source: ResetSource, epoch_s: float) -> GoogleReset:
+    return GoogleReset(source=source, at_epoch_s=epoch_s)
 
 
 def google(code: int, message: str, status: str | None = None, *details: object) -> str:
@@ -88,13 +89,13 @@ class Case:
 
     status: int
     body: str
-    facts: UpstreamFacts
+    facts: GoogleError
     kind: FailureKind
     reset_ms: int | None = None
     headers: dict[str, str] = field(default_factory=dict)
 
 
-def same_facts(actual: UpstreamFacts, expected: UpstreamFacts) -> None:
+def same_facts(actual: GoogleError, expected: GoogleError) -> None:
     """Equal facts, with reset values compared to the float's precision."""
     assert actual.model_dump(exclude={"resets"}) == expected.model_dump(exclude={"resets"})
     assert [h.source for h in actual.resets] == [h.source for h in expected.resets]
@@ -111,7 +112,7 @@ REFERENCE_BODIES: dict[str, Case] = {
         429,
         '{"error": {"code": 429, "message": "Resource has been exhausted (e.g. check quota).", '
         '"status": "RESOURCE_EXHAUSTED"}}',
-        UpstreamFacts(
+        GoogleError(
             status=429,
             google_status="RESOURCE_EXHAUSTED",
             message="Resource has been exhausted (e.g. check quota).",
@@ -129,7 +130,7 @@ REFERENCE_BODIES: dict[str, Case] = {
                           "quotaResetTimeStamp": "2025-12-31T07:00:47Z"}},
             {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "0.754431528s"}]}}
         """,
-        UpstreamFacts(
+        GoogleError(
             status=429,
             google_status="RESOURCE_EXHAUSTED",
             reason="QUOTA_EXHAUSTED",
@@ -152,7 +153,7 @@ REFERENCE_BODIES: dict[str, Case] = {
             error_info("QUOTA_EXHAUSTED", quotaResetDelay="7384.5s"),
             retry_info("7384.5s"),
         ),
-        UpstreamFacts(
+        GoogleError(
             status=429,
             google_status="RESOURCE_EXHAUSTED",
             reason="QUOTA_EXHAUSTED",
@@ -172,7 +173,7 @@ REFERENCE_BODIES: dict[str, Case] = {
              "reason": "MODEL_CAPACITY_EXHAUSTED", "domain": "cloudcode-pa.googleapis.com",
              "metadata": {"model": "gemini-3-pro-low"}},
             {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "39s"}]}}""",
-        UpstreamFacts(
+        GoogleError(
             status=503,
             google_status="UNAVAILABLE",
             reason="MODEL_CAPACITY_EXHAUSTED",
@@ -194,7 +195,7 @@ REFERENCE_BODIES: dict[str, Case] = {
                 validation_error_message="Verify your account to continue.",
             ),
         ),
-        UpstreamFacts(
+        GoogleError(
             status=403,
             google_status="PERMISSION_DENIED",
             reason="VALIDATION_REQUIRED",
@@ -207,7 +208,7 @@ REFERENCE_BODIES: dict[str, Case] = {
         403,
         '{"error":{"code":403,"message":"VALIDATION_REQUIRED: Please complete account '
         'validation","status":"PERMISSION_DENIED"}}',
-        UpstreamFacts(
+        GoogleError(
             status=403,
             google_status="PERMISSION_DENIED",
             reason="VALIDATION_REQUIRED",
@@ -218,7 +219,7 @@ REFERENCE_BODIES: dict[str, Case] = {
     "4c-403-account-disabled-prefix": Case(
         403,
         '{"error":{"code":403,"message":"account_disabled: This account has been disabled"}}',
-        UpstreamFacts(
+        GoogleError(
             status=403,
             reason="ACCOUNT_DISABLED",
             message="account_disabled: This account has been disabled",
@@ -229,7 +230,7 @@ REFERENCE_BODIES: dict[str, Case] = {
         403,
         '{"error":{"code":403,"message":"The caller does not have permission",'
         '"status":"PERMISSION_DENIED"}}',
-        UpstreamFacts(
+        GoogleError(
             status=403,
             google_status="PERMISSION_DENIED",
             message="The caller does not have permission",
@@ -239,14 +240,14 @@ REFERENCE_BODIES: dict[str, Case] = {
     "4e-403-forbidden": Case(
         403,
         '{"error":{"code":403,"message":"Forbidden","status":"FORBIDDEN"}}',
-        UpstreamFacts(status=403, google_status="FORBIDDEN", message="Forbidden"),
+        GoogleError(status=403, google_status="FORBIDDEN", message="Forbidden"),
         K.FORBIDDEN,
     ),
     "5-403-terms-of-service-ban": Case(
         403,
         '{"error": {"code": 403, "message": "Gemini has been disabled for this account due to a '
         'violation of Terms of Service.", "status": "PERMISSION_DENIED"}}',
-        UpstreamFacts(
+        GoogleError(
             status=403,
             google_status="PERMISSION_DENIED",
             banned=True,
@@ -258,7 +259,7 @@ REFERENCE_BODIES: dict[str, Case] = {
     "6-403-license-as-google-json": Case(
         403,
         google(403, "Permission denied. Check your Antigravity license.", "PERMISSION_DENIED"),
-        UpstreamFacts(
+        GoogleError(
             status=403,
             google_status="PERMISSION_DENIED",
             message="Permission denied. Check your Antigravity license.",
@@ -268,13 +269,13 @@ REFERENCE_BODIES: dict[str, Case] = {
     "6b-403-license-as-plain-text": Case(
         403,
         "Permission denied. Check your Antigravity license.",
-        UpstreamFacts(status=403, message="Permission denied. Check your Antigravity license."),
+        GoogleError(status=403, message="Permission denied. Check your Antigravity license."),
         K.FORBIDDEN,
     ),
     "7-401-invalid-grant-is-permanent": Case(
         401,
         '{"error":{"message":"invalid_grant: Token has been expired or revoked"}}',
-        UpstreamFacts(
+        GoogleError(
             status=401,
             permanent_auth=True,
             message="invalid_grant: Token has been expired or revoked",
@@ -285,7 +286,7 @@ REFERENCE_BODIES: dict[str, Case] = {
         401,
         '{"error":{"code":401,"message":"Request had invalid authentication credentials.",'
         '"status":"UNAUTHENTICATED"}}',
-        UpstreamFacts(
+        GoogleError(
             status=401,
             google_status="UNAUTHENTICATED",
             message="Request had invalid authentication credentials.",
@@ -295,14 +296,14 @@ REFERENCE_BODIES: dict[str, Case] = {
     "8-500-unknown-error": Case(
         500,
         '{"error": {"code": 500, "message": "Unknown Error.", "status": "UNKNOWN"}}',
-        UpstreamFacts(status=500, google_status="UNKNOWN", message="Unknown Error."),
+        GoogleError(status=500, google_status="UNKNOWN", message="Unknown Error."),
         K.SERVER_ERROR,
     ),
     "9-404-not-found": Case(
         404,
         '{"error": {"code": 404, "message": "Requested entity was not found.", '
         '"status": "NOT_FOUND"}}',
-        UpstreamFacts(
+        GoogleError(
             status=404, google_status="NOT_FOUND", message="Requested entity was not found."
         ),
         K.NOT_FOUND,
@@ -314,7 +315,7 @@ REFERENCE_BODIES: dict[str, Case] = {
         r"""without `tool_result` blocks immediately after: toolu_vrtx_01Lg.... Each """
         r"""`tool_use` block must have a corresponding `tool_result` block in the next """
         r"""message.\"},\"request_id\":\"req_vrtx_...\"}", "status": "INVALID_ARGUMENT"}}""",
-        UpstreamFacts(
+        GoogleError(
             status=400, google_status="INVALID_ARGUMENT", message=ANTHROPIC_TOOL_USE_MESSAGE
         ),
         K.INVALID_REQUEST,
@@ -324,7 +325,7 @@ REFERENCE_BODIES: dict[str, Case] = {
         google(
             400, "messages.1.content.0: Invalid `signature` in `thinking` block", "INVALID_ARGUMENT"
         ),
-        UpstreamFacts(
+        GoogleError(
             status=400,
             google_status="INVALID_ARGUMENT",
             message="messages.1.content.0: Invalid `signature` in `thinking` block",
@@ -334,7 +335,7 @@ REFERENCE_BODIES: dict[str, Case] = {
     "10c-400-proto-field-is-not-repeating": Case(
         400,
         google(400, "Proto field is not repeating, cannot start list", "INVALID_ARGUMENT"),
-        UpstreamFacts(
+        GoogleError(
             status=400,
             google_status="INVALID_ARGUMENT",
             message="Proto field is not repeating, cannot start list",
@@ -344,13 +345,13 @@ REFERENCE_BODIES: dict[str, Case] = {
     "11-version-gate-as-an-http-error-text": Case(
         400,
         VERSION_GATE,
-        UpstreamFacts(status=400, reason=REASON_VERSION_REJECTED, message=VERSION_GATE),
+        GoogleError(status=400, reason=REASON_VERSION_REJECTED, message=VERSION_GATE),
         K.VERSION_REJECTED,
     ),
     "11b-version-gate-as-google-json": Case(
         403,
         google(403, VERSION_GATE, "PERMISSION_DENIED"),
-        UpstreamFacts(
+        GoogleError(
             status=403,
             google_status="PERMISSION_DENIED",
             reason=REASON_VERSION_REJECTED,
@@ -361,7 +362,7 @@ REFERENCE_BODIES: dict[str, Case] = {
     "12-oauth-refresh-invalid-grant-http-400": Case(
         400,
         '{"error": "invalid_grant", "error_description": "Token has been expired or revoked."}',
-        UpstreamFacts(
+        GoogleError(
             status=400,
             permanent_auth=True,
             message="invalid_grant: Token has been expired or revoked.",
@@ -371,7 +372,7 @@ REFERENCE_BODIES: dict[str, Case] = {
     "12b-oauth-invalid-client-http-401": Case(
         401,
         '{"error": "invalid_client", "error_description": "The OAuth client was not found."}',
-        UpstreamFacts(
+        GoogleError(
             status=401,
             permanent_auth=True,
             message="invalid_client: The OAuth client was not found.",
@@ -381,7 +382,7 @@ REFERENCE_BODIES: dict[str, Case] = {
     "12c-oauth-invalid-request-is-not-permanent": Case(
         400,
         '{"error": "invalid_request", "error_description": "Missing required parameter."}',
-        UpstreamFacts(status=400, message="invalid_request: Missing required parameter."),
+        GoogleError(status=400, message="invalid_request: Missing required parameter."),
         K.INVALID_REQUEST,
     ),
 }
@@ -392,7 +393,7 @@ BODY_1 = REFERENCE_BODIES["1-generic-429-without-reset-is-quota-exhaustion"].bod
 FACTS_1 = REFERENCE_BODIES["1-generic-429-without-reset-is-quota-exhaustion"].facts
 
 
-def body_1_with(*resets: ResetHint) -> UpstreamFacts:
+def body_1_with(*resets: GoogleReset) -> GoogleError:
     return FACTS_1.model_copy(update={"resets": resets})
 
 
@@ -406,7 +407,7 @@ OTHER_ANSWERS: dict[str, Case] = {
             error_info("RATE_LIMIT_EXCEEDED"),
             retry_info("2s"),
         ),
-        UpstreamFacts(
+        GoogleError(
             status=429,
             google_status="RESOURCE_EXHAUSTED",
             reason="RATE_LIMIT_EXCEEDED",
@@ -424,7 +425,7 @@ OTHER_ANSWERS: dict[str, Case] = {
             "RESOURCE_EXHAUSTED",
             error_info("MODEL_CAPACITY_EXHAUSTED", model="claude-sonnet-4-5"),
         ),
-        UpstreamFacts(
+        GoogleError(
             status=429,
             google_status="RESOURCE_EXHAUSTED",
             reason="MODEL_CAPACITY_EXHAUSTED",
@@ -442,7 +443,7 @@ OTHER_ANSWERS: dict[str, Case] = {
             error_info("RATE_LIMIT_EXCEEDED"),
             error_info("QUOTA_EXHAUSTED", quotaResetDelay="1.5s"),
         ),
-        UpstreamFacts(
+        GoogleError(
             status=429,
             google_status="RESOURCE_EXHAUSTED",
             reason="RATE_LIMIT_EXCEEDED",
@@ -455,7 +456,7 @@ OTHER_ANSWERS: dict[str, Case] = {
     "details-without-errorinfo-mean-no-reason-is-inferred-from-the-message": Case(
         429,
         google(429, "Rate limit exceeded", "RESOURCE_EXHAUSTED", retry_info("0.3s")),
-        UpstreamFacts(
+        GoogleError(
             status=429,
             google_status="RESOURCE_EXHAUSTED",
             resets=(delay(S.RETRY_DELAY, 300),),
@@ -528,7 +529,7 @@ OTHER_ANSWERS: dict[str, Case] = {
             "RESOURCE_EXHAUSTED",
             error_info("QUOTA_EXHAUSTED", quotaResetDelay="4s"),
         ),
-        UpstreamFacts(
+        GoogleError(
             status=429,
             google_status="RESOURCE_EXHAUSTED",
             reason="QUOTA_EXHAUSTED",
@@ -565,7 +566,7 @@ OTHER_ANSWERS: dict[str, Case] = {
             error_info("MODEL_CAPACITY_EXHAUSTED"),
             retry_info({"seconds": 2, "nanos": 500_000_000}),
         ),
-        UpstreamFacts(
+        GoogleError(
             status=503,
             google_status="UNAVAILABLE",
             reason="MODEL_CAPACITY_EXHAUSTED",
@@ -584,7 +585,7 @@ OTHER_ANSWERS: dict[str, Case] = {
     "a-non-json-text-body-with-a-prose-retry-after": Case(
         429,
         "Too many requests, please retry after 30 seconds",
-        UpstreamFacts(
+        GoogleError(
             status=429,
             reason="RATE_LIMIT_EXCEEDED",
             resets=(delay(S.TEXT, 30_000),),
@@ -596,7 +597,7 @@ OTHER_ANSWERS: dict[str, Case] = {
     "a-non-json-text-body-with-a-duration-token": Case(
         429,
         "quota will reset after 2h3m4s",
-        UpstreamFacts(
+        GoogleError(
             status=429,
             resets=(delay(S.TEXT, 7_384_000),),
             message="quota will reset after 2h3m4s",
@@ -607,7 +608,7 @@ OTHER_ANSWERS: dict[str, Case] = {
     "a-non-json-text-body-with-a-reset-timestamp": Case(
         429,
         "quota exhausted, reset: 2025-12-29T09:25:00Z",
-        UpstreamFacts(
+        GoogleError(
             status=429,
             resets=(at(S.TEXT, NOW + 300),),
             message="quota exhausted, reset: 2025-12-29T09:25:00Z",
@@ -618,7 +619,7 @@ OTHER_ANSWERS: dict[str, Case] = {
     "a-non-json-capacity-text-on-a-503": Case(
         503,
         "The model is currently overloaded. Please try again later.",
-        UpstreamFacts(
+        GoogleError(
             status=503,
             reason="MODEL_CAPACITY_EXHAUSTED",
             message="The model is currently overloaded. Please try again later.",
@@ -634,7 +635,7 @@ OTHER_ANSWERS: dict[str, Case] = {
         "your request.<p>Please try again in 30s. That’s all we know.</p>"
         + "<!-- padding -->" * 500
         + "</body></html>",
-        UpstreamFacts(
+        GoogleError(
             status=502,
             resets=(delay(S.TEXT, 30_000),),
             message="Error 502 (Server Error)!!1",
@@ -645,19 +646,19 @@ OTHER_ANSWERS: dict[str, Case] = {
     "an-html-page-without-a-title-gives-its-text": Case(
         502,
         "<html><body><h1>Bad Gateway</h1><script>var t = '5s';</script></body></html>",
-        UpstreamFacts(status=502, message="Bad Gateway"),
+        GoogleError(status=502, message="Bad Gateway"),
         K.SERVER_ERROR,
     ),
     "an-empty-body": Case(
         500,
         "",
-        UpstreamFacts(status=500, message="HTTP 500 with an empty body"),
+        GoogleError(status=500, message="HTTP 500 with an empty body"),
         K.SERVER_ERROR,
     ),
     "an-empty-429-body-with-a-retry-after-header": Case(
         429,
         " \n",
-        UpstreamFacts(
+        GoogleError(
             status=429,
             resets=(delay(S.RETRY_AFTER_HEADER, 5_000),),
             message="HTTP 429 with an empty body",
@@ -669,7 +670,7 @@ OTHER_ANSWERS: dict[str, Case] = {
     "malformed-json-is-read-as-text": Case(
         429,
         '{"error": {"code": 429, "message": "Resource has been exh',
-        UpstreamFacts(
+        GoogleError(
             status=429, message='{"error": {"code": 429, "message": "Resource has been exh'
         ),
         K.QUOTA_EXHAUSTED,
@@ -677,13 +678,13 @@ OTHER_ANSWERS: dict[str, Case] = {
     "json-that-is-not-a-google-error-is-read-as-text": Case(
         502,
         '{"detail": "upstream connect error"}',
-        UpstreamFacts(status=502, message='{"detail": "upstream connect error"}'),
+        GoogleError(status=502, message='{"detail": "upstream connect error"}'),
         K.SERVER_ERROR,
     ),
     "a-400-google-error-mentioning-invalid-grant-is-still-an-invalid-request": Case(
         400,
         google(400, "tool input contains 'invalid_grant' literally", "INVALID_ARGUMENT"),
-        UpstreamFacts(
+        GoogleError(
             status=400,
             google_status="INVALID_ARGUMENT",
             message="tool input contains 'invalid_grant' literally",
@@ -693,7 +694,7 @@ OTHER_ANSWERS: dict[str, Case] = {
     "a-401-text-body-saying-token-revoked-is-permanent": Case(
         401,
         "Token revoked by the user",
-        UpstreamFacts(status=401, permanent_auth=True, message="Token revoked by the user"),
+        GoogleError(status=401, permanent_auth=True, message="Token revoked by the user"),
         K.AUTH_REVOKED,
     ),
     "a-verification-url-in-prose-is-found-and-trailing-punctuation-stripped": Case(
@@ -704,7 +705,7 @@ OTHER_ANSWERS: dict[str, Case] = {
             "&scc=1).",
             "PERMISSION_DENIED",
         ),
-        UpstreamFacts(
+        GoogleError(
             status=403,
             google_status="PERMISSION_DENIED",
             reason="VALIDATION_REQUIRED",
@@ -717,7 +718,7 @@ OTHER_ANSWERS: dict[str, Case] = {
     "user-disabled-in-a-non-json-body": Case(
         403,
         "USER_DISABLED",
-        UpstreamFacts(status=403, reason="USER_DISABLED", message="USER_DISABLED"),
+        GoogleError(status=403, reason="USER_DISABLED", message="USER_DISABLED"),
         K.VERIFICATION_REQUIRED,
     ),
 }
@@ -727,7 +728,7 @@ ALL_CASES = {**REFERENCE_BODIES, **OTHER_ANSWERS}
 
 @pytest.mark.parametrize("case", [pytest.param(c, id=name) for name, c in ALL_CASES.items()])
 def test_each_raw_answer_becomes_its_facts_kind_and_reset(case: Case) -> None:
-    facts = facts_from_response(case.status, case.headers, case.body, now_wall=NOW)
+    facts = google_error_from_response(case.status, case.headers, case.body, now_wall=NOW)
     same_facts(facts, case.facts)
     failure = classify(facts, NOW)
     assert (failure.kind, failure.reset_ms) == (case.kind, case.reset_ms)
@@ -741,8 +742,10 @@ def test_every_reference_body_from_1_to_12_has_a_row() -> None:
 
 @pytest.mark.parametrize("case", [pytest.param(c, id=n) for n, c in REFERENCE_BODIES.items()])
 def test_a_body_given_as_bytes_gives_the_same_facts_as_text(case: Case) -> None:
-    as_text = facts_from_response(case.status, case.headers, case.body, now_wall=NOW)
-    as_bytes = facts_from_response(case.status, case.headers, case.body.encode(), now_wall=NOW)
+    as_text = google_error_from_response(case.status, case.headers, case.body, now_wall=NOW)
+    as_bytes = google_error_from_response(
+        case.status, case.headers, case.body.encode(), now_wall=NOW
+    )
     assert as_bytes == as_text
 
 
@@ -761,7 +764,7 @@ def test_quota_reset_delay_reads_go_durations(value: str, ms: float) -> None:
     body = google(
         429, "m", "RESOURCE_EXHAUSTED", error_info("QUOTA_EXHAUSTED", quotaResetDelay=value)
     )
-    [hint] = facts_from_response(429, {}, body, now_wall=NOW).resets
+    [hint] = google_error_from_response(429, {}, body, now_wall=NOW).resets
     assert hint.source == S.QUOTA_RESET_DELAY
     assert hint.delay_ms == pytest.approx(ms)
 
@@ -769,29 +772,29 @@ def test_quota_reset_delay_reads_go_durations(value: str, ms: float) -> None:
 @pytest.mark.parametrize("value", ["soon", "39", "1.5 s", "", "-1s"])
 def test_unreadable_reset_durations_are_ignored(value: str) -> None:
     body = google(429, "m", None, error_info("QUOTA_EXHAUSTED", quotaResetDelay=value))
-    assert facts_from_response(429, {}, body, now_wall=NOW).resets == ()
+    assert google_error_from_response(429, {}, body, now_wall=NOW).resets == ()
 
 
 def test_an_unreadable_quota_reset_timestamp_is_ignored() -> None:
     body = google(429, "m", None, error_info("QUOTA_EXHAUSTED", quotaResetTimeStamp="tomorrow"))
-    assert facts_from_response(429, {}, body, now_wall=NOW).resets == ()
+    assert google_error_from_response(429, {}, body, now_wall=NOW).resets == ()
 
 
 # Messages -----------------------------------------------------------------------------------------
 def test_a_long_message_is_truncated_to_about_two_thousand_characters() -> None:
-    facts = facts_from_response(500, {}, google(500, "x" * 10_000, "INTERNAL"), now_wall=NOW)
+    facts = google_error_from_response(500, {}, google(500, "x" * 10_000, "INTERNAL"), now_wall=NOW)
     assert 1_900 <= len(facts.message) <= 2_000
 
 
 def test_a_long_text_body_is_truncated_too() -> None:
-    facts = facts_from_response(502, {}, "y" * 10_000, now_wall=NOW)
+    facts = google_error_from_response(502, {}, "y" * 10_000, now_wall=NOW)
     assert len(facts.message) <= 2_000
 
 
 def test_header_values_never_reach_the_message() -> None:
     headers = {"Authorization": "Bearer ya29.secret-token", "Retry-After": "1"}
     for body in ("", "oops", BODY_1, "<html><title>t</title></html>"):
-        facts = facts_from_response(429, headers, body, now_wall=NOW)
+        facts = google_error_from_response(429, headers, body, now_wall=NOW)
         assert "secret" not in facts.message
         assert "ya29" not in facts.message
 
@@ -802,7 +805,7 @@ def test_access_tokens_echoed_in_a_body_are_redacted_from_the_message() -> None:
         "Invalid header Authorization: Bearer ya29.a0AfH6SMBabc-def_123 for 1//0gAbCdEfGhIjKlMn",
         "UNAUTHENTICATED",
     )
-    message = facts_from_response(401, {}, body, now_wall=NOW).message
+    message = google_error_from_response(401, {}, body, now_wall=NOW).message
     assert "a0AfH6SMB" not in message
     assert "0gAbCdEfGhIjKlMn" not in message
     assert "[redacted]" in message
@@ -816,12 +819,14 @@ def test_access_tokens_echoed_in_a_body_are_redacted_from_the_message() -> None:
     ],
 )
 def test_a_google_error_without_a_message_is_named_by_its_status(body: str, message: str) -> None:
-    assert facts_from_response(500, {}, body, now_wall=NOW).message == message
+    assert google_error_from_response(500, {}, body, now_wall=NOW).message == message
 
 
 def test_a_google_message_that_is_not_anthropic_json_is_kept_verbatim() -> None:
     body = google(400, '{"unexpected": "json"}', "INVALID_ARGUMENT")
-    assert facts_from_response(400, {}, body, now_wall=NOW).message == '{"unexpected": "json"}'
+    assert (
+        google_error_from_response(400, {}, body, now_wall=NOW).message == '{"unexpected": "json"}'
+    )
 
 
 # Errors inside a 200 stream -----------------------------------------------------------------------
@@ -829,8 +834,8 @@ def test_a_stream_error_object_takes_its_status_from_error_code() -> None:
     obj = json.loads(
         google(429, "slow down", "RESOURCE_EXHAUSTED", error_info("RATE_LIMIT_EXCEEDED"))
     )
-    facts = facts_from_stream_error(obj, now_wall=NOW)
-    assert facts == UpstreamFacts(
+    facts = google_error_from_stream_error(obj, now_wall=NOW)
+    assert facts == GoogleError(
         status=429,
         google_status="RESOURCE_EXHAUSTED",
         reason="RATE_LIMIT_EXCEEDED",
@@ -840,25 +845,27 @@ def test_a_stream_error_object_takes_its_status_from_error_code() -> None:
 
 
 def test_a_stream_error_object_without_a_code_is_a_500() -> None:
-    facts = facts_from_stream_error({"error": {"message": "Internal error"}}, now_wall=NOW)
+    facts = google_error_from_stream_error({"error": {"message": "Internal error"}}, now_wall=NOW)
     assert (facts.status, facts.message) == (500, "Internal error")
     assert classify(facts, NOW).kind == K.SERVER_ERROR
 
 
 @pytest.mark.parametrize("code", [200, "429", None, 99])
 def test_a_stream_error_code_that_is_not_an_error_status_becomes_500(code: object) -> None:
-    facts = facts_from_stream_error({"error": {"code": code, "message": "m"}}, now_wall=NOW)
+    facts = google_error_from_stream_error({"error": {"code": code, "message": "m"}}, now_wall=NOW)
     assert facts.status == 500
 
 
 def test_a_stream_error_with_capacity_details_and_retry_delay_is_capacity() -> None:
     obj = json.loads(REFERENCE_BODIES["3-503-model-capacity-exhausted-retryDelay-39s"].body)
-    failure = classify(facts_from_stream_error(obj, now_wall=NOW), NOW)
+    failure = classify(google_error_from_stream_error(obj, now_wall=NOW), NOW)
     assert (failure.kind, failure.reset_ms) == (K.CAPACITY_EXHAUSTED, 39_000)
 
 
 def test_a_stream_error_carrying_the_version_gate_is_version_rejected() -> None:
-    facts = facts_from_stream_error({"error": {"code": 400, "message": VERSION_GATE}}, now_wall=NOW)
+    facts = google_error_from_stream_error(
+        {"error": {"code": 400, "message": VERSION_GATE}}, now_wall=NOW
+    )
     assert facts.reason == REASON_VERSION_REJECTED
     assert classify(facts, NOW).kind == K.VERSION_REJECTED
 

@@ -1,6 +1,6 @@
 """Failure classification and reset parsing, table by table.
 
-Every error body of reference/seed-behaviour.md §3.4 appears here as the `UpstreamFacts` an adapter
+Every error body of reference/seed-behaviour.md §3.4 appears here as the `GoogleError` the adapter
 would parse it into (status, `error.status`, the ErrorInfo reason, reset hints with their source,
 markers), with the kind and reset the engine must derive. The reset rules and EMPIRICAL results
 are §3.1's; the fixes (a capacity or rate-limit 429 is not quota exhaustion) are UPSTREAM.md's.
@@ -12,34 +12,34 @@ from datetime import UTC, datetime
 
 import pytest
 
-from engine.failures import (
+from adapters.cloudcode.errors import (
     CLASSIFICATION,
-    FailureKind,
-    ResetHint,
+    GoogleError,
+    GoogleReset,
     ResetSource,
-    UpstreamFacts,
     classify,
     resolve_reset_ms,
 )
+from engine.failures import FailureKind
 
 NOW = 1_767_000_000.0  # 2025-12-29T09:20:00Z, the wall clock at receipt
 K = FailureKind
 S = ResetSource
 
 
-def delay(source: ResetSource, ms: float) -> ResetHint:
-    return ResetHint(source=source, delay_ms=ms)
+def delay(source: ResetSource, ms: float) -> GoogleReset:
+    return GoogleReset(source=source, delay_ms=ms)
 
 
-def at(source: ResetSource, epoch_s: float) -> ResetHint:
-    return ResetHint(source=source, at_epoch_s=epoch_s)
+def at(source: ResetSource, epoch_s: float) -> GoogleReset:
+    return GoogleReset(source=source, at_epoch_s=epoch_s)
 
 
 def iso(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC).timestamp()
 
 
-def first_row(facts: UpstreamFacts) -> int:
+def first_row(facts: GoogleError) -> int:
     """Index of the CLASSIFICATION row that decides `facts`."""
     return next(i for i, (_, matches, _) in enumerate(CLASSIFICATION) if matches(facts))
 
@@ -50,10 +50,10 @@ VERIFY_URL = (
 )
 
 # §3.4, body by body: (id, facts as the adapter produces them, kind, reset_ms) ---------------------
-BODIES: list[tuple[str, UpstreamFacts, FailureKind, int | None]] = [
+BODIES: list[tuple[str, GoogleError, FailureKind, int | None]] = [
     (
         "1-generic-429-resource-exhausted-no-reset",
-        UpstreamFacts(
+        GoogleError(
             status=429,
             google_status="RESOURCE_EXHAUSTED",
             message="Resource has been exhausted (e.g. check quota).",
@@ -63,7 +63,7 @@ BODIES: list[tuple[str, UpstreamFacts, FailureKind, int | None]] = [
     ),
     (
         "2-429-quota-exhausted-with-every-reset-field-quotaResetDelay-wins",
-        UpstreamFacts(
+        GoogleError(
             status=429,
             google_status="RESOURCE_EXHAUSTED",
             reason="QUOTA_EXHAUSTED",
@@ -79,7 +79,7 @@ BODIES: list[tuple[str, UpstreamFacts, FailureKind, int | None]] = [
     ),
     (
         "2b-429-quota-exhausted-quotaResetDelay-7384.5s-and-retryDelay-7384.5s",
-        UpstreamFacts(
+        GoogleError(
             status=429,
             google_status="RESOURCE_EXHAUSTED",
             reason="QUOTA_EXHAUSTED",
@@ -90,7 +90,7 @@ BODIES: list[tuple[str, UpstreamFacts, FailureKind, int | None]] = [
     ),
     (
         "3-503-model-capacity-exhausted-retryDelay-39s",
-        UpstreamFacts(
+        GoogleError(
             status=503,
             google_status="UNAVAILABLE",
             reason="MODEL_CAPACITY_EXHAUSTED",
@@ -102,7 +102,7 @@ BODIES: list[tuple[str, UpstreamFacts, FailureKind, int | None]] = [
     ),
     (
         "4-403-validation-required-with-validation-url",
-        UpstreamFacts(
+        GoogleError(
             status=403,
             google_status="PERMISSION_DENIED",
             reason="VALIDATION_REQUIRED",
@@ -114,7 +114,7 @@ BODIES: list[tuple[str, UpstreamFacts, FailureKind, int | None]] = [
     ),
     (
         "4b-403-validation-required-prefix-without-errorinfo",
-        UpstreamFacts(
+        GoogleError(
             status=403,
             google_status="PERMISSION_DENIED",
             reason="VALIDATION_REQUIRED",
@@ -125,7 +125,7 @@ BODIES: list[tuple[str, UpstreamFacts, FailureKind, int | None]] = [
     ),
     (
         "4c-403-account-disabled-prefix",
-        UpstreamFacts(
+        GoogleError(
             status=403,
             reason="ACCOUNT_DISABLED",
             message="account_disabled: This account has been disabled",
@@ -135,7 +135,7 @@ BODIES: list[tuple[str, UpstreamFacts, FailureKind, int | None]] = [
     ),
     (
         "4d-403-caller-does-not-have-permission",
-        UpstreamFacts(
+        GoogleError(
             status=403,
             google_status="PERMISSION_DENIED",
             message="The caller does not have permission",
@@ -145,13 +145,13 @@ BODIES: list[tuple[str, UpstreamFacts, FailureKind, int | None]] = [
     ),
     (
         "4e-403-forbidden",
-        UpstreamFacts(status=403, google_status="FORBIDDEN", message="Forbidden"),
+        GoogleError(status=403, google_status="FORBIDDEN", message="Forbidden"),
         K.FORBIDDEN,
         None,
     ),
     (
         "5-403-tos-ban",
-        UpstreamFacts(
+        GoogleError(
             status=403,
             google_status="PERMISSION_DENIED",
             banned=True,
@@ -163,7 +163,7 @@ BODIES: list[tuple[str, UpstreamFacts, FailureKind, int | None]] = [
     ),
     (
         "6-403-license",
-        UpstreamFacts(
+        GoogleError(
             status=403,
             google_status="PERMISSION_DENIED",
             message="Permission denied. Check your Antigravity license.",
@@ -173,7 +173,7 @@ BODIES: list[tuple[str, UpstreamFacts, FailureKind, int | None]] = [
     ),
     (
         "7-401-invalid-grant-is-permanent",
-        UpstreamFacts(
+        GoogleError(
             status=401,
             permanent_auth=True,
             message="invalid_grant: Token has been expired or revoked",
@@ -183,7 +183,7 @@ BODIES: list[tuple[str, UpstreamFacts, FailureKind, int | None]] = [
     ),
     (
         "7b-401-unauthenticated-is-transient",
-        UpstreamFacts(
+        GoogleError(
             status=401,
             google_status="UNAUTHENTICATED",
             message="Request had invalid authentication credentials.",
@@ -193,13 +193,13 @@ BODIES: list[tuple[str, UpstreamFacts, FailureKind, int | None]] = [
     ),
     (
         "8-500-unknown-error",
-        UpstreamFacts(status=500, google_status="UNKNOWN", message="Unknown Error."),
+        GoogleError(status=500, google_status="UNKNOWN", message="Unknown Error."),
         K.SERVER_ERROR,
         None,
     ),
     (
         "9-404-not-found",
-        UpstreamFacts(
+        GoogleError(
             status=404, google_status="NOT_FOUND", message="Requested entity was not found."
         ),
         K.NOT_FOUND,
@@ -207,7 +207,7 @@ BODIES: list[tuple[str, UpstreamFacts, FailureKind, int | None]] = [
     ),
     (
         "10-400-anthropic-passthrough-tool-use-without-tool-result",
-        UpstreamFacts(
+        GoogleError(
             status=400,
             google_status="INVALID_ARGUMENT",
             message='{"type":"error","error":{"type":"invalid_request_error","message":'
@@ -219,7 +219,7 @@ BODIES: list[tuple[str, UpstreamFacts, FailureKind, int | None]] = [
     ),
     (
         "10b-400-invalid-thinking-signature",
-        UpstreamFacts(
+        GoogleError(
             status=400,
             google_status="INVALID_ARGUMENT",
             message="messages.1.content.0: Invalid `signature` in `thinking` block",
@@ -229,7 +229,7 @@ BODIES: list[tuple[str, UpstreamFacts, FailureKind, int | None]] = [
     ),
     (
         "10c-400-proto-field-is-not-repeating",
-        UpstreamFacts(
+        GoogleError(
             status=400,
             google_status="INVALID_ARGUMENT",
             message="Proto field is not repeating, cannot start list",
@@ -239,7 +239,7 @@ BODIES: list[tuple[str, UpstreamFacts, FailureKind, int | None]] = [
     ),
     (
         "11-version-gate-inside-a-200-stream",
-        UpstreamFacts(
+        GoogleError(
             status=200,
             reason="CLIENT_VERSION_UNSUPPORTED",
             message="This version of Antigravity is no longer supported. Please update to "
@@ -250,7 +250,7 @@ BODIES: list[tuple[str, UpstreamFacts, FailureKind, int | None]] = [
     ),
     (
         "12-oauth-refresh-invalid-grant-http-400",
-        UpstreamFacts(
+        GoogleError(
             status=400,
             permanent_auth=True,
             message='{"error": "invalid_grant", "error_description": "Token has been expired or '
@@ -267,7 +267,7 @@ BODIES: list[tuple[str, UpstreamFacts, FailureKind, int | None]] = [
     [pytest.param(facts, kind, reset, id=name) for name, facts, kind, reset in BODIES],
 )
 def test_every_reference_error_body_is_classified_with_its_kind_and_reset(
-    facts: UpstreamFacts, kind: FailureKind, reset_ms: int | None
+    facts: GoogleError, kind: FailureKind, reset_ms: int | None
 ) -> None:
     failure = classify(facts, NOW)
     assert (failure.kind, failure.reset_ms) == (kind, reset_ms)
@@ -282,91 +282,91 @@ def test_a_classified_failure_carries_the_status_message_and_verification_url() 
 
 
 # Every row of CLASSIFICATION, with one example it decides ----------------------------------------
-ROW_EXAMPLES: list[tuple[str, UpstreamFacts, FailureKind]] = [
+ROW_EXAMPLES: list[tuple[str, GoogleError, FailureKind]] = [
     (
         "version-rejected-even-on-a-429",
-        UpstreamFacts(status=429, reason="CLIENT_VERSION_UNSUPPORTED"),
+        GoogleError(status=429, reason="CLIENT_VERSION_UNSUPPORTED"),
         K.VERSION_REJECTED,
     ),
     (
         "429-capacity",
-        UpstreamFacts(
+        GoogleError(
             status=429, google_status="RESOURCE_EXHAUSTED", reason="MODEL_CAPACITY_EXHAUSTED"
         ),
         K.CAPACITY_EXHAUSTED,
     ),
     (
         "503-capacity",
-        UpstreamFacts(status=503, google_status="UNAVAILABLE", reason="MODEL_CAPACITY_EXHAUSTED"),
+        GoogleError(status=503, google_status="UNAVAILABLE", reason="MODEL_CAPACITY_EXHAUSTED"),
         K.CAPACITY_EXHAUSTED,
     ),
     (
         "529-capacity",
-        UpstreamFacts(status=529, reason="MODEL_CAPACITY_EXHAUSTED"),
+        GoogleError(status=529, reason="MODEL_CAPACITY_EXHAUSTED"),
         K.CAPACITY_EXHAUSTED,
     ),
     (
         "429-rate-limit-exceeded",
-        UpstreamFacts(status=429, google_status="RESOURCE_EXHAUSTED", reason="RATE_LIMIT_EXCEEDED"),
+        GoogleError(status=429, google_status="RESOURCE_EXHAUSTED", reason="RATE_LIMIT_EXCEEDED"),
         K.RATE_LIMITED,
     ),
     (
         "429-quota-exhausted-reason",
-        UpstreamFacts(status=429, google_status="RESOURCE_EXHAUSTED", reason="QUOTA_EXHAUSTED"),
+        GoogleError(status=429, google_status="RESOURCE_EXHAUSTED", reason="QUOTA_EXHAUSTED"),
         K.QUOTA_EXHAUSTED,
     ),
     (
         "429-resource-exhausted-without-reason",
-        UpstreamFacts(status=429, google_status="RESOURCE_EXHAUSTED"),
+        GoogleError(status=429, google_status="RESOURCE_EXHAUSTED"),
         K.QUOTA_EXHAUSTED,
     ),
     (
         "401-permanent",
-        UpstreamFacts(status=401, permanent_auth=True),
+        GoogleError(status=401, permanent_auth=True),
         K.AUTH_REVOKED,
     ),
     (
         "400-permanent-from-the-token-endpoint",
-        UpstreamFacts(status=400, permanent_auth=True),
+        GoogleError(status=400, permanent_auth=True),
         K.AUTH_REVOKED,
     ),
-    ("401-transient", UpstreamFacts(status=401, google_status="UNAUTHENTICATED"), K.AUTH_EXPIRED),
+    ("401-transient", GoogleError(status=401, google_status="UNAUTHENTICATED"), K.AUTH_EXPIRED),
     (
         "403-banned-wins-over-a-verification-reason",
-        UpstreamFacts(status=403, banned=True, reason="VALIDATION_REQUIRED"),
+        GoogleError(status=403, banned=True, reason="VALIDATION_REQUIRED"),
         K.ACCOUNT_BANNED,
     ),
     (
         "403-validation-required",
-        UpstreamFacts(status=403, reason="VALIDATION_REQUIRED"),
+        GoogleError(status=403, reason="VALIDATION_REQUIRED"),
         K.VERIFICATION_REQUIRED,
     ),
     (
         "403-account-disabled",
-        UpstreamFacts(status=403, reason="ACCOUNT_DISABLED"),
+        GoogleError(status=403, reason="ACCOUNT_DISABLED"),
         K.VERIFICATION_REQUIRED,
     ),
     (
         "403-user-disabled",
-        UpstreamFacts(status=403, reason="USER_DISABLED"),
+        GoogleError(status=403, reason="USER_DISABLED"),
         K.VERIFICATION_REQUIRED,
     ),
     (
         "403-other-reason",
-        UpstreamFacts(status=403, google_status="PERMISSION_DENIED", reason="SOMETHING_ELSE"),
+        GoogleError(status=403, google_status="PERMISSION_DENIED", reason="SOMETHING_ELSE"),
         K.FORBIDDEN,
     ),
-    ("404", UpstreamFacts(status=404), K.NOT_FOUND),
-    ("400", UpstreamFacts(status=400, google_status="INVALID_ARGUMENT"), K.INVALID_REQUEST),
-    ("402", UpstreamFacts(status=402), K.CLIENT_ERROR),
-    ("409", UpstreamFacts(status=409), K.CLIENT_ERROR),
-    ("413", UpstreamFacts(status=413), K.CLIENT_ERROR),
-    ("422", UpstreamFacts(status=422), K.CLIENT_ERROR),
-    ("499", UpstreamFacts(status=499), K.CLIENT_ERROR),
-    ("500", UpstreamFacts(status=500), K.SERVER_ERROR),
-    ("502", UpstreamFacts(status=502), K.SERVER_ERROR),
-    ("504", UpstreamFacts(status=504), K.SERVER_ERROR),
-    ("error-object-inside-a-200-stream", UpstreamFacts(status=200), K.SERVER_ERROR),
+    ("404", GoogleError(status=404), K.NOT_FOUND),
+    ("400", GoogleError(status=400, google_status="INVALID_ARGUMENT"), K.INVALID_REQUEST),
+    ("402", GoogleError(status=402), K.CLIENT_ERROR),
+    ("409", GoogleError(status=409), K.CLIENT_ERROR),
+    ("413", GoogleError(status=413), K.CLIENT_ERROR),
+    ("422", GoogleError(status=422), K.CLIENT_ERROR),
+    ("499", GoogleError(status=499), K.CLIENT_ERROR),
+    ("500", GoogleError(status=500), K.SERVER_ERROR),
+    ("502", GoogleError(status=502), K.SERVER_ERROR),
+    ("504", GoogleError(status=504), K.SERVER_ERROR),
+    ("error-object-inside-a-200-stream", GoogleError(status=200), K.SERVER_ERROR),
 ]
 
 
@@ -374,7 +374,7 @@ ROW_EXAMPLES: list[tuple[str, UpstreamFacts, FailureKind]] = [
     ("facts", "kind"),
     [pytest.param(facts, kind, id=name) for name, facts, kind in ROW_EXAMPLES],
 )
-def test_each_classification_row_decides_its_kind(facts: UpstreamFacts, kind: FailureKind) -> None:
+def test_each_classification_row_decides_its_kind(facts: GoogleError, kind: FailureKind) -> None:
     _, _, row_kind = CLASSIFICATION[first_row(facts)]
     assert row_kind == kind
     assert classify(facts, NOW).kind == kind
@@ -397,7 +397,7 @@ def test_every_failure_kind_from_an_upstream_answer_has_a_row() -> None:
 
 # The fixes to the JavaScript proxy (UPSTREAM.md) and "no decision reads text" --------------------
 def test_a_429_whose_reason_is_capacity_is_not_quota_exhaustion() -> None:
-    facts = UpstreamFacts(
+    facts = GoogleError(
         status=429,
         google_status="RESOURCE_EXHAUSTED",
         reason="MODEL_CAPACITY_EXHAUSTED",
@@ -407,7 +407,7 @@ def test_a_429_whose_reason_is_capacity_is_not_quota_exhaustion() -> None:
 
 
 def test_a_429_whose_reason_is_rate_limit_exceeded_is_a_short_rate_limit() -> None:
-    facts = UpstreamFacts(
+    facts = GoogleError(
         status=429,
         google_status="RESOURCE_EXHAUSTED",
         reason="RATE_LIMIT_EXCEEDED",
@@ -417,35 +417,35 @@ def test_a_429_whose_reason_is_rate_limit_exceeded_is_a_short_rate_limit() -> No
 
 
 def test_a_generic_resource_exhausted_429_is_quota_exhaustion() -> None:
-    facts = UpstreamFacts(status=429, google_status="RESOURCE_EXHAUSTED")
+    facts = GoogleError(status=429, google_status="RESOURCE_EXHAUSTED")
     assert classify(facts, NOW).kind == K.QUOTA_EXHAUSTED
 
 
 def test_a_529_whose_reason_is_capacity_is_capacity_exhaustion() -> None:
-    facts = UpstreamFacts(status=529, reason="MODEL_CAPACITY_EXHAUSTED")
+    facts = GoogleError(status=529, reason="MODEL_CAPACITY_EXHAUSTED")
     assert classify(facts, NOW).kind == K.CAPACITY_EXHAUSTED
 
 
 @pytest.mark.parametrize(
     "facts",
     [
-        pytest.param(UpstreamFacts(status=503, google_status="UNAVAILABLE"), id="no-reason"),
+        pytest.param(GoogleError(status=503, google_status="UNAVAILABLE"), id="no-reason"),
         pytest.param(
-            UpstreamFacts(status=503, google_status="UNAVAILABLE", reason="RATE_LIMIT_EXCEEDED"),
+            GoogleError(status=503, google_status="UNAVAILABLE", reason="RATE_LIMIT_EXCEEDED"),
             id="rate-limit-reason",
         ),
         pytest.param(
-            UpstreamFacts(
+            GoogleError(
                 status=503,
                 google_status="UNAVAILABLE",
                 message="The model is currently overloaded. Service temporarily unavailable.",
             ),
             id="capacity-words-only-in-the-message",
         ),
-        pytest.param(UpstreamFacts(status=529), id="529-no-reason"),
+        pytest.param(GoogleError(status=529), id="529-no-reason"),
     ],
 )
-def test_a_503_or_529_without_the_capacity_reason_is_a_server_error(facts: UpstreamFacts) -> None:
+def test_a_503_or_529_without_the_capacity_reason_is_a_server_error(facts: GoogleError) -> None:
     assert classify(facts, NOW).kind == K.SERVER_ERROR
 
 
@@ -453,7 +453,7 @@ def test_a_503_or_529_without_the_capacity_reason_is_a_server_error(facts: Upstr
     ("facts", "kind"),
     [
         pytest.param(
-            UpstreamFacts(
+            GoogleError(
                 status=400,
                 google_status="INVALID_ARGUMENT",
                 message="prompt is too long: 250000 tokens > 200000 maximum",
@@ -462,14 +462,12 @@ def test_a_503_or_529_without_the_capacity_reason_is_a_server_error(facts: Upstr
             id="400-mentioning-250000-tokens-stays-invalid-request",
         ),
         pytest.param(
-            UpstreamFacts(
-                status=400, message="API error 503: Rate limit exceeded, quota_exhausted"
-            ),
+            GoogleError(status=400, message="API error 503: Rate limit exceeded, quota_exhausted"),
             K.INVALID_REQUEST,
             id="400-mentioning-503-and-rate-limits",
         ),
         pytest.param(
-            UpstreamFacts(
+            GoogleError(
                 status=429,
                 google_status="RESOURCE_EXHAUSTED",
                 message="model_capacity_exhausted: the model is currently overloaded",
@@ -478,12 +476,12 @@ def test_a_503_or_529_without_the_capacity_reason_is_a_server_error(facts: Upstr
             id="429-with-capacity-words-but-no-reason",
         ),
         pytest.param(
-            UpstreamFacts(status=401, message="invalid_grant: Token has been expired or revoked"),
+            GoogleError(status=401, message="invalid_grant: Token has been expired or revoked"),
             K.AUTH_EXPIRED,
             id="401-with-invalid-grant-words-but-no-marker",
         ),
         pytest.param(
-            UpstreamFacts(
+            GoogleError(
                 status=403,
                 message="Gemini has been disabled for this account due to a violation of Terms "
                 "of Service. validation_required",
@@ -492,7 +490,7 @@ def test_a_503_or_529_without_the_capacity_reason_is_a_server_error(facts: Upstr
             id="403-with-ban-and-validation-words-but-no-marker-or-reason",
         ),
         pytest.param(
-            UpstreamFacts(
+            GoogleError(
                 status=500,
                 message="This version of Antigravity is no longer supported. Rate limit.",
             ),
@@ -501,21 +499,21 @@ def test_a_503_or_529_without_the_capacity_reason_is_a_server_error(facts: Upstr
         ),
     ],
 )
-def test_no_decision_reads_the_message_text(facts: UpstreamFacts, kind: FailureKind) -> None:
+def test_no_decision_reads_the_message_text(facts: GoogleError, kind: FailureKind) -> None:
     failure = classify(facts, NOW)
     assert failure.kind == kind
     assert failure.message == facts.message
 
 
 def test_a_reset_stated_only_in_prose_is_not_parsed_by_the_engine() -> None:
-    facts = UpstreamFacts(
+    facts = GoogleError(
         status=429, message="Too many requests, please retry after 30 seconds (reset: 2h3m4s)"
     )
     assert classify(facts, NOW).reset_ms is None
 
 
 # resolve_reset_ms: §3.1 ----------------------------------------------------------------------
-EMPIRICAL: list[tuple[str, tuple[ResetHint, ...], int]] = [
+EMPIRICAL: list[tuple[str, tuple[GoogleReset, ...], int]] = [
     ("retry-after-12", (delay(S.RETRY_AFTER_HEADER, 12_000),), 12_000),
     ("retry-after-0-alone-becomes-500", (delay(S.RETRY_AFTER_HEADER, 0),), 500),
     ("x-ratelimit-reset-after-7", (delay(S.RATELIMIT_RESET_AFTER_HEADER, 7_000),), 7_000),
@@ -541,7 +539,7 @@ EMPIRICAL: list[tuple[str, tuple[ResetHint, ...], int]] = [
     [pytest.param(hints, ms, id=name) for name, hints, ms in EMPIRICAL],
 )
 def test_the_reset_delay_matches_the_javascript_empirical_results(
-    hints: tuple[ResetHint, ...], expected: int
+    hints: tuple[GoogleReset, ...], expected: int
 ) -> None:
     assert resolve_reset_ms(hints, NOW) == expected
 
@@ -564,7 +562,7 @@ PRIORITY = [
     [pytest.param(a, b, id=f"{a.source.value}-before-{b.source.value}") for a, b in PRIORITY],
 )
 def test_reset_sources_are_consulted_in_the_javascript_priority_order(
-    first: ResetHint, second: ResetHint
+    first: GoogleReset, second: GoogleReset
 ) -> None:
     expected = resolve_reset_ms((first,), NOW)
     assert expected != resolve_reset_ms((second,), NOW)
@@ -602,7 +600,7 @@ def test_a_body_with_both_quota_reset_delay_and_retry_delay_uses_quota_reset_del
     ],
 )
 def test_past_absolute_header_times_are_discarded(
-    hints: tuple[ResetHint, ...], expected: int | None
+    hints: tuple[GoogleReset, ...], expected: int | None
 ) -> None:
     assert resolve_reset_ms(hints, NOW) == expected
 
@@ -642,10 +640,10 @@ def test_resets_under_500_ms_get_200_ms_added_and_non_positive_ones_become_500(
 
 def test_no_reset_hint_means_no_server_reset() -> None:
     assert resolve_reset_ms((), NOW) is None
-    assert classify(UpstreamFacts(status=429), NOW).reset_ms is None
+    assert classify(GoogleError(status=429), NOW).reset_ms is None
 
 
 def test_a_hint_with_neither_a_delay_nor_a_time_is_ignored() -> None:
-    assert resolve_reset_ms((ResetHint(source=S.RETRY_AFTER_HEADER),), NOW) is None
-    hints = (ResetHint(source=S.RETRY_AFTER_HEADER), delay(S.RETRY_DELAY, 2_000))
+    assert resolve_reset_ms((GoogleReset(source=S.RETRY_AFTER_HEADER),), NOW) is None
+    hints = (GoogleReset(source=S.RETRY_AFTER_HEADER), delay(S.RETRY_DELAY, 2_000))
     assert resolve_reset_ms(hints, NOW) == 2_000

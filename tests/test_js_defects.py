@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from engine.bounds import step_bound
 from engine.events import ContentReceived, StreamBroken, StreamOpened
-from engine.failures import UpstreamFacts
 from tests.support import (
     AUTH_401,
     FORBIDDEN_403,
@@ -16,6 +15,7 @@ from tests.support import (
     TOO_LONG_400,
     World,
     capacity,
+    google,
     quota_429,
     rate_limit_429,
 )
@@ -156,7 +156,7 @@ def test_10_an_error_message_mentioning_401_is_not_an_auth_failure() -> None:
     # JS: parseError mapped any message containing "401" to an authentication error.
     world = World(["A"])
     request = world.open()
-    world.answer(request, UpstreamFacts(status=400, message="max_tokens: 401 is too small"))
+    world.answer(request, google(status=400, message="max_tokens: 401 is too small"))
     assert request.outcome is not None and request.outcome.error_type == "invalid_request_error"
 
 

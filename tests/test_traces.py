@@ -69,7 +69,7 @@ def _header_line() -> str:
     return json.dumps(
         {
             "kind": "header",
-            "format": 1,
+            "format": 2,
             "interlock": "0.1.0",
             "policy": {},
             "seed": 0,
@@ -86,12 +86,22 @@ def _header_line() -> str:
         ("", "empty.jsonl:1: empty trace: expected a header line"),
         (_header_line() + "\n{not json\n", ":2: not JSON"),
         (_header_line() + '\n{"kind": "arrival", "t": 0', ":2: not JSON"),
-        (_header_line().replace('"format": 1', '"format": 0'), ":1: unknown trace format version"),
-        (_header_line().replace('"format": 1', '"format": 9'), ":1: written by a newer interlock"),
+        (_header_line().replace('"format": 2', '"format": 0'), ":1: unknown trace format version"),
+        (_header_line().replace('"format": 2', '"format": 9'), ":1: written by a newer interlock"),
+        (_header_line().replace('"format": 2', '"format": 1'), ":1: written by an older interlock"),
         ('{"kind": "arrival"}\n', ":1: the first line must be the trace header"),
         (_header_line() + '\n{"kind": "warp", "t": 1}\n', ":2: "),
     ],
-    ids=["empty", "not-json", "truncated", "unknown-version", "newer", "no-header", "bad-kind"],
+    ids=[
+        "empty",
+        "not-json",
+        "truncated",
+        "unknown-version",
+        "newer",
+        "older",
+        "no-header",
+        "bad-kind",
+    ],
 )
 def test_a_bad_trace_is_one_line_naming_the_file_and_line(
     tmp_path: Path, content: str, message: str
@@ -152,7 +162,7 @@ def test_an_arrival_carries_the_client_model_when_known_and_omits_it_otherwise()
     assert json.loads(dumps(named))["client_model"] == "claude-opus-4-8"
     assert "client_model" not in json.loads(dumps(unnamed))  # older readers see no new field
     header = json.dumps(
-        {"kind": "header", "format": 1, "policy": {}, "seed": 0, "start": 0, "wall_start": 0}
+        {"kind": "header", "format": 2, "policy": {}, "seed": 0, "start": 0, "wall_start": 0}
         | {"accounts": []}
     )
     old = json.dumps(

@@ -1,5 +1,10 @@
 """One upstream error answer in, `engine.failures.UpstreamFacts` out: parsed once, here.
 
+`google_error_from_response` / `google_error_from_stream_error` read the answer into a
+`GoogleError` (Google's vocabulary, `adapters/cloudcode/errors.py`); `facts_from_response` /
+`facts_from_stream_error` hand the engine its provider-neutral facts (`errors.to_facts`).
+
+
 This module owns reading Cloud Code and Google OAuth error answers (reference/seed-behaviour.md
 §3.1-§3.4, §4.6). Google JSON bodies (`{"error": {"code", "message", "status", "details"}}`) are
 read as JSON: the first google.rpc ErrorInfo `reason`, its `quotaResetDelay`,
@@ -21,14 +26,16 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from engine.failures import (
+from adapters.cloudcode.errors import (
     REASON_CAPACITY,
     REASON_RATE_LIMIT,
     REASON_VERSION_REJECTED,
-    ResetHint,
+    GoogleError,
+    GoogleReset,
     ResetSource,
-    UpstreamFacts,
+    to_facts,
 )
+from engine.failures import UpstreamFacts
 
 MAX_MESSAGE_CHARS = 2000
 MAX_HTML_MESSAGE_CHARS = 200
@@ -93,17 +100,29 @@ def is_version_gate_text(text: str) -> bool:
 def facts_from_response(
     status: int, headers: Mapping[str, str], body: bytes | str, *, now_wall: float
 ) -> UpstreamFacts:
-    """The facts of one non-2xx HTTP answer (its status, headers and body)."""
+    """The engine's facts of one non-2xx HTTP answer (its status, headers and body)."""
+    return to_facts(google_error_from_response(status, headers, body, now_wall=now_wall))
+
+
+def facts_from_stream_error(obj: Mapping[str, Any], *, now_wall: float) -> UpstreamFacts:
+    """The engine's facts of an `{"error": {...}}` object found inside a 200 SSE stream."""
+    return to_facts(google_error_from_stream_error(obj, now_wall=now_wall))
+
+
+def google_error_from_response(
+    status: int, headers: Mapping[str, str], body: bytes | str, *, now_wall: float
+) -> GoogleError:
+    """One non-2xx HTTP answer as read (its status, headers and body)."""
     text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
     resets = _header_resets(headers, now_wall)
     return _facts(status, _load_json(text), text, resets)
 
 
-def facts_from_stream_error(obj: Mapping[str, Any], *, now_wall: float) -> UpstreamFacts:
-    """The facts of an `{"error": {...}}` object found inside a 200 SSE stream.
+def google_error_from_stream_error(obj: Mapping[str, Any], *, now_wall: float) -> GoogleError:
+    """An `{"error": {...}}` object found inside a 200 SSE stream, as read.
 
     The status is `error.code` when it is an HTTP error status, else 500. `now_wall` is accepted
-    for symmetry with `facts_from_response`; a stream error carries no headers.
+    for symmetry with `google_error_from_response`; a stream error carries no headers.
     """
     del now_wall
     error = obj.get("error")
@@ -118,11 +137,11 @@ class _Found:
     """What the body said, accumulated while reading it."""
 
     reason: str | None = None
-    resets: list[ResetHint] = field(default_factory=list)
+    resets: list[GoogleReset] = field(default_factory=list)
     verify_url: str | None = None
 
 
-def _facts(status: int, parsed: Any, text: str, resets: list[ResetHint]) -> UpstreamFacts:
+def _facts(status: int, parsed: Any, text: str, resets: list[GoogleReset]) -> GoogleError:
     google = _google_error(parsed)
     if google is not None:
         return _from_google(status, google, text, resets)
@@ -134,7 +153,7 @@ def _facts(status: int, parsed: Any, text: str, resets: list[ResetHint]) -> Upst
             message = f"{message}: {description}"
         return _from_text(status, text, message, resets)
     if not text.strip():
-        return UpstreamFacts(
+        return GoogleError(
             status=status, resets=tuple(resets), message=f"HTTP {status} with an empty body"
         )
     if _HTML.match(text):
@@ -145,8 +164,8 @@ def _facts(status: int, parsed: Any, text: str, resets: list[ResetHint]) -> Upst
 
 
 def _from_google(
-    status: int, error: Mapping[str, Any], text: str, resets: list[ResetHint]
-) -> UpstreamFacts:
+    status: int, error: Mapping[str, Any], text: str, resets: list[GoogleReset]
+) -> GoogleError:
     raw_message = error.get("message")
     message = raw_message if isinstance(raw_message, str) else ""
     status_field = error.get("status")
@@ -157,7 +176,7 @@ def _from_google(
     if reason is None and not details:
         reason = _infer_reason(message)
     haystack = f"{text}\n{message}"
-    return UpstreamFacts(
+    return GoogleError(
         status=status,
         google_status=google_status,
         reason=reason,
@@ -176,12 +195,12 @@ def _from_text(
     status: int,
     text: str,
     message: str,
-    resets: list[ResetHint],
+    resets: list[GoogleReset],
     *,
     limit: int = MAX_MESSAGE_CHARS,
-) -> UpstreamFacts:
+) -> GoogleError:
     prose = _prose_reset(text)
-    return UpstreamFacts(
+    return GoogleError(
         status=status,
         reason=_infer_reason(text),
         resets=(*resets, *([prose] if prose else [])),
@@ -212,9 +231,9 @@ def _google_error(parsed: Any) -> Mapping[str, Any] | None:
 
 def _read_details(details: list[Any]) -> _Found:
     found = _Found()
-    delay: ResetHint | None = None
-    stamp: ResetHint | None = None
-    retry: ResetHint | None = None
+    delay: GoogleReset | None = None
+    stamp: GoogleReset | None = None
+    retry: GoogleReset | None = None
     for detail in details:
         if not isinstance(detail, dict):
             continue
@@ -239,14 +258,14 @@ def _read_details(details: list[Any]) -> _Found:
     return found
 
 
-def _delay_hint(source: ResetSource, value: Any) -> ResetHint | None:
+def _delay_hint(source: ResetSource, value: Any) -> GoogleReset | None:
     ms = _duration_ms(value)
-    return None if ms is None else ResetHint(source=source, delay_ms=ms)
+    return None if ms is None else GoogleReset(source=source, delay_ms=ms)
 
 
-def _at_hint(source: ResetSource, value: Any) -> ResetHint | None:
+def _at_hint(source: ResetSource, value: Any) -> GoogleReset | None:
     epoch = _iso_epoch(value) if isinstance(value, str) else None
-    return None if epoch is None else ResetHint(source=source, at_epoch_s=epoch)
+    return None if epoch is None else GoogleReset(source=source, at_epoch_s=epoch)
 
 
 def _duration_ms(value: Any) -> float | None:
@@ -276,11 +295,11 @@ def _iso_epoch(text: str) -> float | None:
     return moment.timestamp()
 
 
-def _header_resets(headers: Mapping[str, str], now_wall: float) -> list[ResetHint]:
+def _header_resets(headers: Mapping[str, str], now_wall: float) -> list[GoogleReset]:
     lower: dict[str, str] = {}
     for name, value in headers.items():
         lower.setdefault(name.lower(), value.strip())
-    hints: list[ResetHint] = []
+    hints: list[GoogleReset] = []
     retry_after = lower.get("retry-after")
     if retry_after:
         if _NUMBER.fullmatch(retry_after):
@@ -288,20 +307,20 @@ def _header_resets(headers: Mapping[str, str], now_wall: float) -> list[ResetHin
         else:
             epoch = _http_date_epoch(retry_after)
             if epoch is not None:
-                hints.append(ResetHint(source=ResetSource.RETRY_AFTER_HEADER, at_epoch_s=epoch))
+                hints.append(GoogleReset(source=ResetSource.RETRY_AFTER_HEADER, at_epoch_s=epoch))
     reset = lower.get("x-ratelimit-reset")
     if reset and _NUMBER.fullmatch(reset):
         stamp = float(reset)
         at_s = stamp if stamp >= _MIN_EPOCH_S else now_wall + stamp
-        hints.append(ResetHint(source=ResetSource.RATELIMIT_RESET_HEADER, at_epoch_s=at_s))
+        hints.append(GoogleReset(source=ResetSource.RATELIMIT_RESET_HEADER, at_epoch_s=at_s))
     reset_after = lower.get("x-ratelimit-reset-after")
     if reset_after and _NUMBER.fullmatch(reset_after) and float(reset_after) > 0:
         hints.append(_seconds(ResetSource.RATELIMIT_RESET_AFTER_HEADER, reset_after))
     return hints
 
 
-def _seconds(source: ResetSource, text: str) -> ResetHint:
-    return ResetHint(source=source, delay_ms=float(text) * 1000.0)
+def _seconds(source: ResetSource, text: str) -> GoogleReset:
+    return GoogleReset(source=source, delay_ms=float(text) * 1000.0)
 
 
 def _http_date_epoch(text: str) -> float | None:
@@ -314,16 +333,16 @@ def _http_date_epoch(text: str) -> float | None:
     return moment.timestamp()
 
 
-def _prose_reset(text: str) -> ResetHint | None:
+def _prose_reset(text: str) -> GoogleReset | None:
     """§3.1 rows 8-10: the first of "retry after N seconds", a duration token, "reset: <ISO>"."""
     if match := _PROSE_RETRY.search(text):
-        return ResetHint(source=ResetSource.TEXT, delay_ms=int(match.group(1)) * 1000.0)
+        return GoogleReset(source=ResetSource.TEXT, delay_ms=int(match.group(1)) * 1000.0)
     if match := _PROSE_DURATION.search(text):
         h, m, s = (match.group(1), match.group(2), match.group(3))
         if h is None:
             h, m, s = "0", match.group(4) or "0", match.group(5) or match.group(6)
         seconds = int(h) * 3600 + int(m) * 60 + int(s)
-        return ResetHint(source=ResetSource.TEXT, delay_ms=seconds * 1000.0)
+        return GoogleReset(source=ResetSource.TEXT, delay_ms=seconds * 1000.0)
     if match := _PROSE_RESET_AT.search(text):
         return _at_hint(ResetSource.TEXT, match.group(1))
     return None

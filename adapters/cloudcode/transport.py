@@ -49,7 +49,7 @@ from engine.events import (
     UpstreamFailed,
     UpstreamUnreachable,
 )
-from engine.failures import REASON_VERSION_REJECTED, UpstreamFacts
+from engine.failures import FailureKind, UpstreamFacts
 
 log = logging.getLogger("interlock.transport")
 
@@ -136,7 +136,7 @@ class CloudCodeTransport:
             )
             project = await self._credentials.project(send.account, token)
         except AccountRevoked as err:
-            facts = UpstreamFacts(status=401, permanent_auth=True, message=str(err))
+            facts = UpstreamFacts(kind=FailureKind.AUTH_REVOKED, status=401, message=str(err))
             yield UpstreamFailed(facts=facts, wall=self._wall())
             return
         except CredentialsUnavailable as err:  # the token endpoint, not the upstream
@@ -230,8 +230,8 @@ class CloudCodeTransport:
                 continue
             if not translator.started and _gate_text(chunk):
                 facts = UpstreamFacts(
+                    kind=FailureKind.VERSION_REJECTED,
                     status=200,
-                    reason=REASON_VERSION_REJECTED,
                     message="This version of Antigravity is no longer supported",
                 )
                 return [*out, UpstreamFailed(facts=facts, wall=self._wall())]

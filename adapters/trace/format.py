@@ -32,7 +32,8 @@ from engine.effects import Effect
 from engine.events import ContentReceived, Event
 from engine.store import AccountRecord
 
-FORMAT = 1
+FORMAT = 2
+"""2: engine v2 (provider-neutral upstream facts, targets, endpoint health)."""
 INTERLOCK_VERSION = "0.1.0"
 
 
@@ -203,6 +204,12 @@ def _header(data: Any, path: str, number: int) -> Header:
     version = data.get("format")
     if not isinstance(version, int) or version < 1:
         raise TraceError(f"{path}:{number}: unknown trace format version {version!r}")
+    if version < FORMAT:
+        raise TraceError(
+            f"{path}:{number}: written by an older interlock ({data.get('interlock', '?')}, "
+            f"format {version}, before engine v2); this interlock reads format {FORMAT}: "
+            "record it again"
+        )
     if version > FORMAT:
         raise TraceError(
             f"{path}:{number}: written by a newer interlock ({data.get('interlock', '?')}, "

@@ -75,6 +75,7 @@ from tests.support import (
     VALIDATION_403,
     VERIFY_URL,
     capacity,
+    google,
     quota_429,
     rate_limit_429,
 )
@@ -528,7 +529,7 @@ SCENARIOS: list[Scenario] = [
         "a-413-fails-at-once-as-request-too-large",
         "Fetching/client_error -> Failed: other 4xx are client errors too, 413 keeps its type",
         {"r1": refused(413, "request_too_large", "A@daily", failure="client_error")},
-        scripts={"A": [error(UpstreamFacts(status=413, message="Request payload too large"))]},
+        scripts={"A": [error(google(status=413, message="Request payload too large"))]},
     ),
     Scenario(
         "capacity-exhaustion-rests-the-target-for-the-first-tier-and-the-next-target-serves-at-once",
@@ -1582,7 +1583,7 @@ SCENARIOS: list[Scenario] = [
         "js-defect-10-an-error-message-mentioning-401-is-not-an-auth-failure",
         "JS: any message containing '401' became an auth error and a token refresh",
         {"r1": refused(400, "invalid_request_error", "A@daily", invalidated=[])},
-        scripts={"A": [error(UpstreamFacts(status=400, message="max_tokens: 401 is too small"))]},
+        scripts={"A": [error(google(status=400, message="max_tokens: 401 is too small"))]},
     ),
     Scenario(
         "js-defect-12-a-transient-401-retries-with-a-fresh-token-on-the-same-endpoint",
