@@ -109,7 +109,7 @@ class Settings(_Section):
     upstream: UpstreamSettings = UpstreamSettings()
     oauth: OAuthSettings = OAuthSettings()
     models: ModelSettings = ModelSettings()
-    policy: Policy = Policy()
+    policy: Policy = Policy(endpoints=tuple(DEFAULT_ENDPOINTS))
 
 
 #: Environment variables and the keys they set.
@@ -150,6 +150,11 @@ def load_settings(
     for section, values in (overrides or {}).items():
         data.setdefault(section, {}).update({k: v for k, v in values.items() if v is not None})
     policy_data = dict(data.pop("policy", {}) or {})
+    if "endpoints" not in policy_data:  # the policy tries the configured endpoints, in order
+        upstream = data.get("upstream") or {}
+        configured = upstream.get("endpoints") if isinstance(upstream, dict) else None
+        names = configured if isinstance(configured, dict) and configured else DEFAULT_ENDPOINTS
+        policy_data["endpoints"] = list(names)
     try:
         policy = load_policy(str(policy_data.pop("preset", "default")), policy_data)
     except PolicyError as err:

@@ -229,7 +229,7 @@ def machine_header() -> str:
 
 # fixtures -------------------------------------------------------------------------------------
 def make_engine(account_ids: Sequence[str], **overrides: Any) -> Engine:
-    policy = load_policy(overrides=overrides)
+    policy = load_policy(overrides={"endpoints": ("daily", "prod"), **overrides})
     return Engine(policy, AccountPool(policy, account_ids), rng=random.Random(0))
 
 

@@ -71,6 +71,7 @@ from engine.events import (
 from engine.runner import Runner, VirtualClock
 
 MODEL = "claude-sonnet-4-6"
+ENDPOINTS = ("daily", "prod")  # Cloud Code's endpoint names (the engine's default is neutral)
 RTT = 0.05  # seconds from an upstream call to its answer (first content, error, refusal)
 CHUNK_GAP = 0.01  # seconds from the first content of an OK answer to its end
 SLACK_S = 0.5
@@ -416,7 +417,7 @@ class Result:
 
 def run_scenario(scenario: Scenario) -> Result:
     """Run `scenario` through the real runner on a virtual clock and judge every session."""
-    policy = load_policy(scenario.policy, dict(scenario.overrides))
+    policy = load_policy(scenario.policy, {"endpoints": ENDPOINTS, **scenario.overrides})
     pool = AccountPool(policy, list(scenario.accounts), now=0.0)
     engine = Engine(policy, pool, rng=random.Random(scenario.seed))
     clock = VirtualClock(start=0.0)

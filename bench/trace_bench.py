@@ -41,7 +41,7 @@ REPEATS = 7
 def record(scripts: dict[str, list[object]], arrivals: list[float], **policy: object) -> list[str]:
     """Record requests arriving at `arrivals` through the runner on the virtual clock."""
     clock = VirtualClock(start=0.0)
-    the_policy = load_policy(overrides=dict(policy))
+    the_policy = load_policy(overrides={"endpoints": ("daily", "prod"), **policy})
     pool = AccountPool(the_policy, list(scripts), now=0.0)
     engine = Engine(the_policy, pool, rng=random.Random(1))
     lines: list[str] = []
@@ -104,7 +104,7 @@ def main() -> int:
     )
     print(f"    of which parse         {parse * 1e6:8.0f} us;  replay {only_replay * 1e6:.0f} us")
 
-    policy = load_policy()
+    policy = load_policy(overrides={"endpoints": ("daily", "prod")})
     facts = quota_429()
 
     def synchronous() -> None:

@@ -92,7 +92,10 @@ class Policy(_Frozen):
     """Every knob of the retry engine. All durations are milliseconds."""
 
     strategy: Literal["sticky", "round-robin", "hybrid"] = "hybrid"
-    endpoints: tuple[str, ...] = Field(("daily", "prod"), min_length=1, max_length=8)
+    endpoints: tuple[str, ...] = Field(("primary",), min_length=1, max_length=8)
+    """The upstream's endpoints, tried in this order. Their names are the adapter's (the proxy's
+    configuration derives them from `[upstream] endpoints`, Cloud Code's `daily` then `prod`);
+    the engine only tells them apart."""
 
     # Attempts and waits (seed §1.1, with DESIGN §2's v2 changes)
     max_retries: int = Field(5, ge=1, le=20)

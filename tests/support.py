@@ -38,6 +38,8 @@ from engine.pool import AccountPool
 from engine.request import Request
 
 MODEL = "claude-sonnet-4-6"
+ENDPOINTS = ("daily", "prod")
+"""Cloud Code's endpoint names, which engine tests use (the engine's own default is neutral)."""
 
 
 # upstream facts (§3.4): Google's bodies, as the Cloud Code adapter hands them to the engine ------
@@ -163,7 +165,7 @@ class World:
         preset: str = "default",
         **overrides: Any,
     ) -> None:
-        self.policy = policy or load_policy(preset, overrides)
+        self.policy = policy or load_policy(preset, {"endpoints": ENDPOINTS, **overrides})
         self.pool = AccountPool(self.policy, accounts)
         self.engine = Engine(self.policy, self.pool, rng=random.Random(seed))
         self.now = 0.0

@@ -129,3 +129,12 @@ def test_serve_with_mismatched_endpoints_prints_one_line_and_exits_2(tmp_path: P
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert result.stderr.startswith("interlock: ") and "no URL for canary" in result.stderr
+
+
+def test_the_policy_tries_the_configured_endpoints_in_their_order_by_default() -> None:
+    # the engine knows no provider's endpoint names: the Cloud Code configuration brings them
+    assert load_settings(env={}).policy.endpoints == ("daily", "prod")
+    settings = load_settings(
+        env={}, overrides={"upstream": {"endpoints": {"b": "http://127.0.0.1:1", "a": "http://x"}}}
+    )
+    assert settings.policy.endpoints == ("b", "a")

@@ -23,7 +23,7 @@ from engine.pool import AccountPool
 from engine.runner import Runner, VirtualClock
 from engine.table import STATES, TRANSITIONS
 from tests.fakes import Answer, RecordingClient, ScriptedTransport, error, ok
-from tests.support import MODEL, capacity
+from tests.support import ENDPOINTS, MODEL, capacity
 
 ROOT = Path(__file__).resolve().parent.parent
 HAVE_DOT = shutil.which("dot") is not None
@@ -231,7 +231,7 @@ def test_a_path_that_leaves_through_a_disconnect_draws_that_edge_too() -> None:
 def _record(path: Path, scripts: dict[str, list[Answer]], arrivals: list[float]) -> Path:
     """A trace recorded through the runner on the virtual clock (no network)."""
     clock = VirtualClock(start=0.0)
-    policy = load_policy()
+    policy = load_policy(overrides={"endpoints": ENDPOINTS})
     pool = AccountPool(policy, list(scripts), now=0.0)
     engine = Engine(policy, pool, rng=random.Random(1))
     header = Header(

@@ -13,6 +13,7 @@ from engine.policy import Policy, load_policy
 from engine.pool import AccountPool, Selection, UnknownAccount
 from engine.store import AccountRecord, CooldownRecord, InMemoryStore
 from engine.strategies import Hybrid
+from tests.support import ENDPOINTS
 
 MODEL = "claude-sonnet-4-6"
 OTHER_MODEL = "gemini-3-flash"
@@ -26,7 +27,7 @@ JS_THROTTLES = {"hybrid_emergency_throttle_ms": 250, "hybrid_last_resort_throttl
 
 
 def policy(strategy: str = "hybrid", **overrides: Any) -> Policy:
-    return load_policy(overrides={"strategy": strategy, **overrides})
+    return load_policy(overrides={"strategy": strategy, "endpoints": ENDPOINTS, **overrides})
 
 
 def pool_of(

@@ -11,12 +11,12 @@ from engine.policy import load_policy
 from engine.pool import AccountPool
 from engine.runner import Runner, VirtualClock
 from tests.fakes import Answer, ListSink, RecordingClient, ScriptedTransport, error, ok
-from tests.support import MODEL, SERVER_500, capacity, quota_429
+from tests.support import ENDPOINTS, MODEL, SERVER_500, capacity, quota_429
 
 
 def make(accounts: list[str], scripts: dict[str, list[Answer]], **overrides: object):
     clock = VirtualClock()
-    policy = load_policy(overrides=dict(overrides))
+    policy = load_policy(overrides={"endpoints": ENDPOINTS, **overrides})
     pool = AccountPool(policy, accounts)
     engine = Engine(policy, pool, rng=random.Random(0))
     transport = ScriptedTransport(clock, scripts)

@@ -66,6 +66,7 @@ from tests.support import (
     AUTH_401,
     BAD_400,
     BANNED_403,
+    ENDPOINTS,
     FORBIDDEN_403,
     MODEL,
     NOT_FOUND_404,
@@ -331,7 +332,7 @@ def mismatches(
 # recording ----------------------------------------------------------------------------------------
 def record(scenario: Scenario) -> list[str]:
     """Run `scenario` through the runner on the virtual clock; return its trace's lines."""
-    policy = load_policy(overrides=dict(scenario.policy))
+    policy = load_policy(overrides={"endpoints": ENDPOINTS, **scenario.policy})
     clock = VirtualClock(start=START, wall_start=WALL_START)
     pool = AccountPool(policy, scenario.accounts, now=START)
     header = Header(
