@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo traces test e2e-clients lint format typecheck contracts diagrams diagrams-check check bench clean
+.PHONY: install demo traces test e2e-clients lint format typecheck contracts diagrams diagrams-check check bench mutants clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,9 @@ bench: $(STAMP)  ## benchmarks (not part of make test)
 	$(PY) bench/proxy_bench.py
 	$(PY) bench/trace_bench.py
 	$(PY) bench/scoreboard.py
+
+mutants: $(STAMP)  ## planted engine bugs the tests must catch (tests/mutants/; not in make test)
+	$(PY) -m tests.mutants.run
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

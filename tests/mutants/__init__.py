@@ -1,0 +1,1 @@
+"""`make mutants`: planted bugs the test suite must catch (mutants.toml, run.py)."""
