@@ -11,6 +11,7 @@ from engine.events import (
     StreamBroken,
     StreamEnded,
     StreamOpened,
+    UpstreamUnreachable,
 )
 from engine.failures import FailureKind
 from tests.support import (
@@ -556,3 +557,62 @@ def test_the_endpoint_budget_refills_with_time() -> None:
     health.spend(0.0)
     assert health.retry_at(0.0) == 1.0
     assert health.retry_at(10.0) == 10.0 and health.tokens == 2
+
+
+# found by `make mutants` -------------------------------------------------------------------------
+
+
+def test_after_max_rate_limit_retries_on_one_account_the_request_gives_it_up() -> None:
+    world = World(["A"], endpoints=("daily",), max_rate_limit_retries=1, max_retry_rounds=0)
+    request = world.open()
+    while request.outcome is None:
+        if request.wait_until is not None:
+            world.fire_timer(request)
+        else:
+            world.answer(request, rate_limit_429(1000))
+    assert world.attempts() == [(0.0, "A", "daily"), (1.0, "A", "daily")]
+    assert request.outcome.status == 429
+
+
+def test_retry_after_rounds_a_fractional_reset_up() -> None:
+    world = World(["A"])
+    world.pool.cool_down("A", MODEL, 150.3, "quota exhausted", 0.0)
+    request = world.open()
+    assert request.outcome is not None and request.outcome.retry_after_s == 151
+
+
+def test_a_429_inside_a_stream_after_commit_still_rests_the_account_until_its_reset() -> None:
+    world = World(["A"])
+    request = world.open()
+    world.handle(request, StreamOpened())
+    world.handle(request, ContentReceived(content="Hel"))
+    world.handle(request, failed(rate_limit_429(60_000)))
+    assert request.outcome is not None and request.outcome.committed
+    rest = world.pool.cooldown("A", MODEL, 0.0)
+    assert rest is not None and rest.until == 60.0
+
+
+def test_a_probe_whose_token_endpoint_is_down_leaves_the_breaker_open() -> None:
+    world = World(["A", "B"], endpoints=("daily",))
+    health = world.pool.endpoints["daily"]
+    for _ in range(3):
+        health.failed(0.0)
+    request = world.at(1.0).open()  # the probe
+    assert health.state == "half_open"
+    world.handle(request, UpstreamUnreachable(reason="token endpoint down", credentials=True))
+    # no answer from the endpoint proves it is up: it is not closed; the probe was abandoned
+    # and the request's next target (B) is the new probe
+    assert world.attempts() == [(1.0, "A", "daily"), (1.0, "B", "daily")]
+    assert health.state == "half_open" and request.probing
+
+
+def test_a_retry_round_ends_at_the_next_probe_when_that_comes_sooner() -> None:
+    world = World(["A"], endpoints=("daily",), breaker={"failures_to_open": 2})
+    request = world.open()
+    for _ in range(3):
+        world.answer(request, "unreachable")
+        if request.outcome is None:
+            world.fire_timer(request)
+    # round 1 pauses 1 s; the second refusal opens the breaker (probe due 1 s later), so
+    # round 2 pauses 1 s, not its doubled 2 s
+    assert [t for t, _, _ in world.attempts()] == [0.0, 1.0, 2.0]
