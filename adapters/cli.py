@@ -90,6 +90,15 @@ def _accounts_remove(args: argparse.Namespace) -> int:
     return 0
 
 
+def _accounts_clear_cooldowns(args: argparse.Namespace) -> int:
+    store = _store(args)
+    account_id = _account_id(store, args.account)
+    cleared = store.clear_cooldowns(account_id, args.model)
+    what = f"{args.model}'s cooldown" if args.model else "every cooldown"
+    print(f"cleared {what} of {account_id} ({cleared} found)")
+    return 0
+
+
 def _accounts_enable(args: argparse.Namespace) -> int:
     store = _store(args)
     account_id = _account_id(store, args.account)
@@ -371,6 +380,16 @@ def build_parser() -> argparse.ArgumentParser:
         p = acc.add_parser(name, help=helptext)
         p.add_argument("account", help="account id or email")
         p.set_defaults(func=_accounts_enable, enable=enable)
+    cc = acc.add_parser(
+        "clear-cooldowns",
+        help="forget an account's cooldowns (all models, or one)",
+        description="Forget the cooldowns of an account (every model's, or one model's with "
+        "--model), for when an upstream stated an absurd reset or the quota came back early. "
+        "A running proxy clears them too within 2 seconds.",
+    )
+    cc.add_argument("account", help="account id or email")
+    cc.add_argument("--model", help="only this model's cooldown")
+    cc.set_defaults(func=_accounts_clear_cooldowns)
     rm = acc.add_parser("remove", help="delete an account and its credentials")
     rm.add_argument("account", help="account id or email")
     rm.set_defaults(func=_accounts_remove)

@@ -65,6 +65,9 @@ class UpstreamSettings(_Section):
     connect_timeout_s: float = Field(10, gt=0, le=300)
     first_byte_timeout_s: float = Field(120, gt=0, le=3600)
     idle_timeout_s: float = Field(90, gt=0, le=3600)
+    max_reset_s: float = Field(86_400, gt=0, le=30 * 86_400)
+    """A reset the upstream states is trusted up to this long (a day); longer ones are capped,
+    with a log line (`interlock accounts clear-cooldowns` forgets one early)."""
     user_agent_version: str = "2.0.3"
     client_version: str = "1.110.0"
 

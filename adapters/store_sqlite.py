@@ -225,6 +225,18 @@ class SQLiteStore:
         with self._transaction() as db:
             db.execute("DELETE FROM accounts WHERE id=?", (account_id,))
 
+    def clear_cooldowns(self, account_id: str, model: str | None = None) -> int:
+        """Forget the account's cooldowns (every model's, or `model`'s): a person's decision,
+        so a running proxy clears them too. Returns how many there were."""
+        with self._transaction() as db:
+            if model is None:
+                cursor = db.execute("DELETE FROM cooldowns WHERE account_id=?", (account_id,))
+            else:
+                cursor = db.execute(
+                    "DELETE FROM cooldowns WHERE account_id=? AND model=?", (account_id, model)
+                )
+            return int(cursor.rowcount)
+
     # account management (the CLI and the adapters) ------------------------------------------
     def add_account(
         self,

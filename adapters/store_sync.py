@@ -184,7 +184,10 @@ class StoreSync:
         if changes:
             log.info(
                 "accounts changed in the state database: %s",
-                ", ".join(f"{c.account} {c.change}" for c in changes),
+                ", ".join(
+                    f"{c.account} {c.change}" + (f" ({c.model})" if c.model else "")
+                    for c in changes
+                ),
             )
 
     def _read_if_changed(self, now: float) -> list[AccountRecord] | None:
@@ -201,6 +204,8 @@ class StoreSync:
             self._discard(change.account, "enabled")
         elif change.change in ("invalid", "valid"):
             self._discard(change.account, "invalid")
+        elif change.change == "uncooled":  # a queued extension must not undo a person's clear
+            self._pending.pop((change.account, "cooldown", change.model or ""), None)
 
     async def _flush(self) -> None:
         if not self._pending:

@@ -46,7 +46,8 @@ class StoreChange:
     """One change another writer made in the store, applied by `AccountPool.reconcile`."""
 
     account: str
-    change: str  # "added", "removed", "enabled", "disabled", "invalid", "valid"
+    change: str  # "added", "removed", "enabled", "disabled", "invalid", "valid", "uncooled"
+    model: str | None = None  # the model whose cooldown was cleared ("uncooled")
 
 
 @dataclass(slots=True)
@@ -166,7 +167,9 @@ class AccountPool:
         enabled flag or invalid mark changed there replaces the pool's. What did not change
         there stays as the pool has it, so a read that predates the pool's own latest writes
         never undoes them. Cooldowns of accounts already served are the pool's own (they only
-        ever extend); an added account comes with its stored cooldowns."""
+        ever extend), except that one cleared there (`interlock accounts clear-cooldowns`, a
+        person's decision) is cleared here too; an added account comes with its stored
+        cooldowns."""
         current = {record.id: record for record in stored}
         changes = []
         for account_id in known:
@@ -194,6 +197,9 @@ class AccountPool:
                 changes.append(
                     StoreChange(account_id, "invalid" if record.invalid_reason else "valid")
                 )
+            for model in before.cooldowns.keys() - record.cooldowns.keys():
+                if self._cooldowns.pop((account_id, model), None) is not None:
+                    changes.append(StoreChange(account_id, "uncooled", model))
         return changes
 
     def _served(self, account_id: str) -> bool:

@@ -3,10 +3,13 @@ capacity hint on one account, every account exhausted. Serve as soon as anything
 
 from __future__ import annotations
 
+import logging
 import time
 
+import pytest
+
 from adapters.fake_upstream import drop_before, error, google_error
-from tests.e2e import calls, post, proxy, run
+from tests.e2e import calls, post, proxy, run, written
 
 A1, A2 = "account-1", "account-2"
 #: the e2e proxy's shortened policy keeps waits at 0; these tests want v2's own behaviour
@@ -80,3 +83,36 @@ def test_every_account_exhausted_answers_a_real_429_before_any_ping_when_streami
             assert len(calls(served)) == 3  # each account once: a quota rests the account
 
     run(scenario())
+
+
+def test_an_absurd_retry_delay_rests_an_account_for_a_day_at_most_and_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # issue 11: retryDelay 999999999s rested every account x model for 31 years, persisted
+    quota = error(
+        429,
+        google_error(
+            429,
+            "You have exhausted your capacity on this model.",
+            reason="QUOTA_EXHAUSTED",
+            retry_delay="999999999s",
+        ),
+    )
+
+    async def scenario() -> None:
+        async with proxy(policy=LIVE) as served:
+            assert served.fake is not None
+            served.fake.script(A1, [quota])
+            status, _, _ = await post(served)
+            assert status == 200  # account-2 serves
+            await written(served)
+            cooldowns = {a.email: a.cooldowns for a in served.store.accounts()}
+            (until, _reason), *_ = cooldowns["account-1@sandbox.invalid"].values()
+            assert until - time.time() <= 86_400 + 5
+
+    with caplog.at_level(logging.WARNING, logger="interlock.transport"):
+        run(scenario())
+    assert any(
+        "capped at 1d0h0m0s" in r.getMessage() or "capped at 24h0m0s" in r.getMessage()
+        for r in caplog.records
+    ), [r.getMessage() for r in caplog.records]

@@ -24,6 +24,7 @@ from adapters.cloudcode.errors import (
     resolve_reset_ms,
 )
 from adapters.cloudcode.facts import (
+    facts_from_response,
     google_error_from_response,
     google_error_from_stream_error,
     is_version_gate_text,
@@ -888,3 +889,35 @@ def test_the_version_gate_text_is_recognised_in_any_case_or_spacing(text: str) -
 )
 def test_ordinary_text_is_not_the_version_gate(text: str) -> None:
     assert not is_version_gate_text(text)
+
+
+# absurd resets (issue 11) ---------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("headers", "body"),
+    [
+        (
+            {},
+            '{"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "message": "x", '
+            '"details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", '
+            '"retryDelay": "999999999s"}]}}',
+        ),
+        ({"retry-after": "999999999"}, ""),
+        ({"retry-after": "Fri, 31 Dec 9999 23:59:59 GMT"}, ""),
+    ],
+    ids=["retryDelay", "retry-after-seconds", "retry-after-year-9999"],
+)
+def test_an_absurd_stated_reset_is_capped_at_a_day(headers: dict[str, str], body: str) -> None:
+    from adapters.cloudcode.errors import clamp_resets
+    from engine.failures import resolve_reset_ms as engine_reset_ms
+
+    facts = facts_from_response(429, headers, body, now_wall=NOW)
+    bounded, longest = clamp_resets(facts, 86_400_000.0, NOW)
+    assert longest is not None and longest > 86_400_000.0
+    assert engine_reset_ms(bounded.resets, NOW) == 86_400_000
+
+
+def test_a_reasonable_stated_reset_is_not_touched() -> None:
+    from adapters.cloudcode.errors import clamp_resets
+
+    facts = facts_from_response(429, {"retry-after": "30"}, "", now_wall=NOW)
+    assert clamp_resets(facts, 86_400_000.0, NOW) == (facts, None)

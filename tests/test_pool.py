@@ -859,3 +859,13 @@ def test_by_default_the_hybrid_strategy_never_asks_for_a_throttle_pause() -> Non
     set_tokens(pool, "A", 0.5, 0.0)
     set_tokens(pool, "B", 0.0, 0.0)
     assert granted(pool.select(MODEL, 0.0, Asker())).throttle_ms == 0
+
+
+def test_a_cooldown_a_person_cleared_in_the_store_is_cleared_in_the_pool() -> None:
+    quota = {"cooldowns": {MODEL: CooldownRecord(until=3600.0, reason="quota")}}
+    known = records(("A", quota), ("B", {}))
+    pool = AccountPool(policy(), store=InMemoryStore(list(known.values())))
+    assert pool.cooldown("A", MODEL, 1.0) is not None
+    changes = pool.reconcile(known, records(("A", {}), ("B", {})).values(), 1.0)
+    assert [(c.account, c.change, c.model) for c in changes] == [("A", "uncooled", MODEL)]
+    assert pool.cooldown("A", MODEL, 1.0) is None

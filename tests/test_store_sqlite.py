@@ -272,3 +272,16 @@ def test_a_cooldown_on_an_account_the_cli_removed_writes_nothing(tmp_path: Path)
     pool.set_enabled(a, False, 0.0)
     assert list(listed(tmp_path)) == ["b@example.com"]
     assert store.credentials(a) == Credentials()
+
+
+def test_clear_cooldowns_forgets_one_models_or_every_cooldown_of_an_account(
+    tmp_path: Path,
+) -> None:
+    store, a, _ = two_accounts(tmp_path, Wall(1_000_000.0))
+    pool = AccountPool(Policy(), store=store, now=0.0)
+    pool.cool_down(a, MODEL, 3600.0, "quota exhausted", 0.0)
+    pool.cool_down(a, "gemini-3-flash", 600.0, "quota exhausted", 0.0)
+    cli(tmp_path, "clear-cooldowns", "a@example.com", "--model", "gemini-3-flash")
+    assert list(listed(tmp_path)["a@example.com"].cooldowns) == [MODEL]
+    cli(tmp_path, "clear-cooldowns", "a@example.com")
+    assert listed(tmp_path)["a@example.com"].cooldowns == {}

@@ -171,3 +171,25 @@ def resolve_reset_ms(resets: tuple[GoogleReset, ...], wall_now: float) -> int | 
 def classify(error: GoogleError, wall_now: float) -> Failure:
     """The engine's `Failure` for `error`, end to end."""
     return classify_facts(to_facts(error), wall_now)
+
+
+def clamp_resets(
+    facts: UpstreamFacts, max_ms: float, wall_now: float
+) -> tuple[UpstreamFacts, float | None]:
+    """`facts` with every reset hint capped at `max_ms` from now, and the longest stated one
+    (ms) when a hint was capped: one `retryDelay: "999999999s"` must not rest an account for
+    31 years."""
+    longest: float | None = None
+    hints = []
+    for hint in facts.resets:
+        stated = hint.delay_ms
+        if stated is None and hint.at_epoch_s is not None:
+            stated = (hint.at_epoch_s - wall_now) * 1000.0
+        if stated is not None and stated > max_ms:
+            longest = max(longest or 0.0, stated)
+            hints.append(ResetHint(delay_ms=max_ms, discard_if_past=hint.discard_if_past))
+        else:
+            hints.append(hint)
+    if longest is None:
+        return facts, None
+    return facts.model_copy(update={"resets": tuple(hints)}), longest

@@ -28,6 +28,7 @@ from adapters.cloudcode.credentials import (
     CredentialManager,
     CredentialsUnavailable,
 )
+from adapters.cloudcode.errors import clamp_resets
 from adapters.cloudcode.facts import (
     facts_from_response,
     facts_from_stream_error,
@@ -39,6 +40,7 @@ from adapters.convert.request import to_cloudcode
 from adapters.convert.response import StreamTranslator
 from adapters.convert.signatures import SignatureCache
 from adapters.sse import JsonChunk, JsonResult, JsonStreamDecoder, SSEError
+from engine.actions import format_duration
 from engine.effects import SendAttempt
 from engine.events import (
     ContentReceived,
@@ -177,15 +179,20 @@ class CloudCodeTransport:
                 facts = facts_from_response(
                     response.status, dict(response.headers), text, now_wall=self._wall()
                 )
-                yield UpstreamFailed(facts=facts, wall=self._wall())
+                yield UpstreamFailed(facts=self._bounded(facts, send.account), wall=self._wall())
                 return
             yield StreamOpened()
-            async for event in self._relay(response, context, names, send.model):
+            async for event in self._relay(response, context, names, send):
                 yield event
 
     async def _relay(
-        self, response: aiohttp.ClientResponse, context: RequestContext, names: Any, model: str
+        self,
+        response: aiohttp.ClientResponse,
+        context: RequestContext,
+        names: Any,
+        send: SendAttempt,
     ) -> AsyncIterator[Event]:
+        model = send.model
         translator = StreamTranslator(
             context.client_model,
             names,
@@ -199,7 +206,7 @@ class CloudCodeTransport:
         held: list[dict[str, Any]] = []  # a non-streaming client commits only a complete answer
         try:
             async for results in _decoded(response, decoder):
-                for event in self._translate(results, translator):
+                for event in self._translate(results, translator, send.account):
                     if not isinstance(event, ContentReceived):
                         yield event  # a failure inside the 200 stream ends the attempt
                         return
@@ -215,7 +222,22 @@ class CloudCodeTransport:
             yield ContentReceived(content=closing)
         yield StreamEnded()
 
-    def _translate(self, results: list[JsonResult], translator: StreamTranslator) -> list[Event]:
+    def _bounded(self, facts: UpstreamFacts, account: str) -> UpstreamFacts:
+        """The facts with their stated resets capped at `[upstream] max_reset_s` (logged)."""
+        max_s = self._settings.upstream.max_reset_s
+        bounded, longest = clamp_resets(facts, max_s * 1000.0, self._wall())
+        if longest is not None:
+            log.warning(
+                "%s: the upstream stated a reset %s away; capped at %s ([upstream] max_reset_s)",
+                account,
+                format_duration(longest),
+                format_duration(max_s * 1000.0),
+            )
+        return bounded
+
+    def _translate(
+        self, results: list[JsonResult], translator: StreamTranslator, account: str
+    ) -> list[Event]:
         out: list[Event] = []
         for result in results:
             if not isinstance(result, JsonChunk):
@@ -224,6 +246,7 @@ class CloudCodeTransport:
             obj = result.value
             if "error" in obj:
                 facts = facts_from_stream_error(obj, now_wall=self._wall())
+                facts = self._bounded(facts, account)
                 return [*out, UpstreamFailed(facts=facts, wall=self._wall())]
             chunk = obj.get("response", obj)
             if not isinstance(chunk, dict):
