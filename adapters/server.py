@@ -362,7 +362,7 @@ async def health(request: web.Request) -> web.Response:
     usable = [r for r in rows if r["enabled"] and not r["invalid_reason"]]
     return web.json_response(
         {
-            "status": "ok" if usable else "degraded",
+            "status": "ok" if usable and proxy.sync.failing is None else "degraded",
             "accounts": {"total": len(rows), "usable": len(usable)},
             "endpoints": _endpoint_rows(proxy),
             "state_writes": {"pending": proxy.sync.pending, "failing": proxy.sync.failing},

@@ -257,3 +257,33 @@ def test_a_database_refusing_writes_is_logged_once_and_written_when_it_accepts_a
     messages = [r.getMessage() for r in caplog.records if r.name == "interlock.state"]
     assert len([m for m in messages if "cannot write the state database" in m]) == 1
     assert len([m for m in messages if "writable again" in m]) == 1
+
+
+def test_health_says_degraded_while_the_state_database_refuses_writes() -> None:
+    # issue 11: a full or read-only state disk failed requests and /health said ok
+    async def scenario() -> None:
+        async with proxy(2) as served:
+            assert served.fake is not None
+            served.fake.script(A1, [preset("quota_429")])
+            lock = sqlite3.connect(served.store.path, isolation_level=None)
+            lock.execute("BEGIN IMMEDIATE")
+            try:
+                status, _, _ = await post(served)
+                assert status == 200
+                await served.runner.app[PROXY].sync.tick()  # the write is refused meanwhile
+                health = await get_json(served, "/health")
+                assert health["status"] == "degraded"
+                assert health["state_writes"]["failing"]
+            finally:
+                lock.execute("ROLLBACK")
+                lock.close()
+            await written(served)
+            assert (await get_json(served, "/health"))["status"] == "ok"
+
+    run(scenario())
+
+
+async def get_json(served: Served, path: str) -> dict[str, object]:
+    async with aiohttp.ClientSession() as session, session.get(served.url + path) as response:
+        body: dict[str, object] = await response.json()
+        return body
