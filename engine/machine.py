@@ -24,6 +24,7 @@ from typing import Any
 from transitions import Machine, MachineError
 
 from engine.actions import ACTIONS, cool_down_account, rest_current_target
+from engine.bounds import step_bound
 from engine.effects import CancelAttempt, CancelTimer, Effect, Finish, Outcome
 from engine.events import (
     DeadlineExpired,
@@ -56,6 +57,10 @@ class UnexpectedEvent(Exception):
         self.state = state
         self.event = event
         super().__init__(f"{type(event).__name__} is not expected in state {state}")
+
+
+class StepBoundExceeded(RuntimeError):
+    """A request took more steps than `engine.bounds.step_bound` allows (an engine defect)."""
 
 
 class UnknownCallback(Exception):
@@ -241,6 +246,8 @@ class Engine:
         request.event = event
         if trigger != "content_received":
             request.steps += 1
+            if request.steps > request.max_steps:
+                self._check_step_bound(request)
         if isinstance(event, _ATTEMPT_ENDS):
             request.in_flight = False
             request.failure = failure
@@ -259,6 +266,14 @@ class Engine:
             raise RuntimeError(f"no row of the table matched {trigger} in {request.state}")
         if self.on_step is not None:
             self.on_step(request, source, trigger, request.state)
+
+    def _check_step_bound(self, request: Request) -> None:
+        """The termination bound, enforced: a request past `step_bound` (recomputed, since
+        accounts may have been added meanwhile) fails with an internal error instead of going
+        on. Only an engine defect can get here; the property tests show it does not."""
+        request.max_steps = step_bound(self.policy, len(self.pool), request.requested_model)
+        if request.steps > request.max_steps:
+            raise StepBoundExceeded(f"{request.steps} steps > step_bound {request.max_steps}")
 
     def _answered(self, request: Request) -> None:
         """The endpoint answered (the probe, if this was one, succeeded)."""

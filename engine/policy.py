@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 Ms = Annotated[int, Field(ge=0)]
 
@@ -67,6 +67,15 @@ class Breaker(_Frozen):
     first_probe_ms: int = Field(1000, ge=1, le=600_000)
     steady_probes: int = Field(3, ge=0, le=100)
     max_probe_ms: int = Field(30_000, ge=1, le=3_600_000)
+
+    @model_validator(mode="after")
+    def _probe_intervals_grow(self) -> Breaker:
+        if self.first_probe_ms > self.max_probe_ms:
+            raise ValueError(
+                f"breaker.first_probe_ms: {self.first_probe_ms} is more than "
+                f"breaker.max_probe_ms ({self.max_probe_ms})"
+            )
+        return self
 
 
 class EndpointBudget(_Frozen):

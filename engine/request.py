@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from engine.bounds import step_bound
 from engine.effects import Effect, Outcome
 from engine.events import Event
 from engine.failures import Failure
@@ -37,6 +38,7 @@ class Request:
         "last_failure",
         "leased",
         "limit_hits",
+        "max_steps",
         "model",
         "now",
         "outcome",
@@ -81,6 +83,7 @@ class Request:
         self.endpoint = ""
         self.probing = False  # the attempt in flight is its endpoint's half-open probe
         self.steps = 0
+        self.max_steps = step_bound(engine.policy, len(engine.pool), model)  # enforced
         self.hops = 0
         self.pool_waits = 0
         self.rounds = 0

@@ -13,6 +13,7 @@ or an account, which rest, which clear with a retry round).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -503,9 +504,10 @@ def check_scope(seen: Observed) -> list[str]:
 # 8. recovery --------------------------------------------------------------------------------------
 def check_recovery(seen: Observed) -> list[str]:
     """After the upstream healed and every stated reset and rest has passed, a request succeeds
-    on its first attempt (at once when some endpoint admits requests, else within one probe
-    interval), and the next one, a probe interval later, on its first attempt at the first
-    endpoint: no penalty outlives its cause by more than one probe interval."""
+    on its first attempt when some endpoint admits requests (when every endpoint is open it
+    fails fast, with a retry-after of at most one probe interval), and the next one, a probe
+    interval later, on its first attempt at the first endpoint: no penalty outlives its cause
+    by more than one probe interval."""
     p = seen.scenario.policy
     out = []
     assert seen.final_pool is not None
@@ -522,10 +524,11 @@ def check_recovery(seen: Observed) -> list[str]:
             if state == CLOSED or (state == OPEN and probe_at <= c.arrived)
         ]
         probe_s = probe_interval_s(p)
-        if c.recovery == "first" and not admitting:
-            too_long = min(p.max_wait_before_error_ms, p.deadline_ms) <= probe_s * 1000
-            if p.max_pool_waits == 0 or too_long:
-                continue  # the policy forbids waiting for the probe
+        if c.recovery == "first" and not admitting:  # every endpoint open: fail fast
+            r = c.returned
+            if r is None or r.status != 529 or (r.retry_after_s or 0) > math.ceil(probe_s) + 1:
+                out.append(f"{rid} (arrived {c.arrived}): not a fast 529 until the probe: {r}")
+            continue
         ok = c.returned is not None and c.returned.ok and not c.returned.placeholder
         first = attempts[0] if attempts else None
         if not ok or len(attempts) != 1:

@@ -18,7 +18,6 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from engine.failures import UpstreamFacts
 from engine.policy import Policy, load_policy
 from engine.store import AccountRecord, CooldownRecord
 from tests import support as s
@@ -64,7 +63,7 @@ BODIES: dict[str, Body] = {
         _body("capacity 503 39 s", s.capacity(503, 39_000), CAPACITY),
         _body("capacity 503 400 ms", s.capacity(503, 400), CAPACITY),
         _body("500", s.SERVER_500, ENDPOINT),
-        _body("502", UpstreamFacts(status=502), ENDPOINT),
+        _body("502", s.google(status=502), ENDPOINT),
         _body("401", s.AUTH_401, AUTH),
         _body("revoked", s.REVOKED_401, ACCOUNT),
         _body("verify", s.VALIDATION_403, ACCOUNT),
@@ -72,7 +71,7 @@ BODIES: dict[str, Body] = {
         _body("403", s.FORBIDDEN_403, TARGET),
         _body("404", s.NOT_FOUND_404, TARGET),
         _body("400", s.BAD_400, CLIENT),
-        _body("413", UpstreamFacts(status=413, message="too large"), CLIENT),
+        _body("413", s.google(status=413, message="too large"), CLIENT),
     )
 }
 
@@ -166,7 +165,17 @@ def _policy(preset: str, overrides: tuple[tuple[str, Any], ...]) -> Policy:
     return policy.model_copy(update={"fallback_chains": CHAINS})
 
 
-WEIGHTED_THEMES = ("shrinking", "quota", "late", "capacity", "limits", "accounts", "empty", *THEMES)
+WEIGHTED_THEMES = (
+    "shrinking",
+    "quota",
+    "late",
+    "capacity",
+    "limits",
+    "accounts",
+    "empty",
+    "outage",
+    *THEMES,
+)
 #: Themes whose facts need concurrent requests on one account x model: mostly sticky, and for
 #: all but `late` (whose 429s must come before the next request) every request at once.
 MEETING = ("quota", "shrinking", "late")
@@ -196,8 +205,8 @@ def policies(draw: st.DrawFn, theme: str = "mixed") -> Policy:
         "rate_limit_backoff_ms": pick(draw, 2000, 30_000),
         "breaker": (
             ("failures_to_open", pick(draw, 1, 2, 3)),
-            ("first_probe_ms", pick(draw, 100, 1000, 5000)),
-            ("max_probe_ms", pick(draw, 2000, 30_000)),
+            ("first_probe_ms", first_probe := pick(draw, 100, 1000, 5000)),
+            ("max_probe_ms", max(first_probe, pick(draw, 2000, 30_000))),  # never below
         ),
         "endpoint_budget": (
             ("max_tokens", pick(draw, 1, 2, 20)),
@@ -209,11 +218,13 @@ def policies(draw: st.DrawFn, theme: str = "mixed") -> Policy:
         o["quota_backoff_tiers_ms"] = (2000, 10_000, 60_000)
     if theme == "empty":  # placeholders after the last empty answer, also after the last round
         o["empty_response_placeholder"] = pick(draw, True, True, True, False)
-        o["max_retry_rounds"] = pick(draw, 1, 2, 2)
+        o["max_retry_rounds"] = pick(draw, 0, 1, 2)
         o["fallback_enabled"] = pick(draw, True, False, False)
     if theme in ("limits", "capacity") and pick(draw, False, True):
         o["strategy"] = "hybrid"  # unhealthy accounts: a throttle at every switch
         o["health"] = (("initial", 0),)
+        o["hybrid_emergency_throttle_ms"] = 250  # the JS proxy's throttles (0 by default)
+        o["hybrid_last_resort_throttle_ms"] = 500
     if theme == "capacity":  # every target resting: the request waits (and clients leave)
         o["max_pool_waits"] = max(2, o["max_pool_waits"])
         o["max_wait_before_error_ms"] = max(120_000, o["max_wait_before_error_ms"])
@@ -269,7 +280,8 @@ def scenarios(draw: st.DrawFn) -> Scenario:
                 script = tuple(draw(replies(theme)) for _ in range(size))
             scripts.append(((a.id, e), script))
     n = pick(draw, *((2, 3, 4) if theme in MEETING else (1, 2, 2, 3, 3, 4)))
-    burst = theme != "late" and (theme in MEETING or pick(draw, False, True))
+    # an outage's requests come one after another, so some arrive when a breaker's probe is due
+    burst = theme not in ("late", "outage") and (theme in MEETING or pick(draw, False, True))
     arrivals = tuple(
         Arrival(
             at=0.0 if i == 0 or burst else pick(draw, 0.0, 0.01, 0.2, 1.0, 5.0, 40.0),

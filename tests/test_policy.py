@@ -460,3 +460,11 @@ def test_max_attempts_is_the_larger_of_max_retries_and_accounts_plus_one(
     max_retries: int, accounts: int, expected: int
 ) -> None:
     assert load_policy(overrides={"max_retries": max_retries}).max_attempts(accounts) == expected
+
+
+def test_a_first_probe_interval_longer_than_the_longest_is_refused_naming_both() -> None:
+    with pytest.raises(PolicyError) as caught:
+        load_policy(overrides={"breaker": {"first_probe_ms": 5000, "max_probe_ms": 2000}})
+    assert caught.value.problems == [
+        ("breaker.first_probe_ms", "5000 is more than breaker.max_probe_ms (2000)")
+    ]

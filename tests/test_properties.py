@@ -173,12 +173,6 @@ def test_the_generator_takes_every_reachable_row_and_every_invariant_holds() -> 
     assert {(r.source, r.trigger, r.dest) for r in BREAKER_TABLE} - breaker == set()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: EndpointHealth.answered() closes an OPEN breaker and failed() counts a "
-    "failure while OPEN, but BREAKER_TABLE lists neither (open --answer--> closed, "
-    "open --failure--> open); an attempt sent before the breaker opened answers while it is open",
-)
 def test_every_breaker_transition_taken_is_a_row_of_the_breaker_table() -> None:
     policy = load_policy(
         "default",
@@ -211,6 +205,9 @@ def adversarial(fallback: int, refresh: bool) -> Scenario:
         {
             "strategy": "hybrid",
             "health": {"initial": 0},
+            "hybrid_emergency_throttle_ms": 250,  # the JS proxy's (0 by default)
+            "hybrid_last_resort_throttle_ms": 500,
+            "endpoints": ["daily", "prod"],
             "switch_account_delay_ms": 1000,
             "max_retries": 20,
             "max_rate_limit_retries": 20,

@@ -135,3 +135,19 @@ def test_a_failure_kind_without_a_trigger_fails_the_request_and_releases_its_lea
     assert request.outcome is not None and request.outcome.status == 500
     assert "internal error" in request.outcome.message
     assert world.pool.leases() == 0 and len(world.finishes(request)) == 1
+
+
+def test_a_request_past_its_step_bound_fails_with_an_internal_error_and_releases_its_lease(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from engine import machine
+    from tests.support import SERVER_500, World
+
+    world = World(["A", "B"])
+    request = world.open()
+    monkeypatch.setattr(machine, "step_bound", lambda *args: 2)
+    request.max_steps = 2
+    world.answer(request, SERVER_500)  # steps 2, 3...: past the bound
+    assert request.outcome is not None and request.outcome.status == 500
+    assert "step_bound" in request.outcome.message
+    assert world.pool.leases() == 0
