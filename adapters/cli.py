@@ -101,6 +101,14 @@ def _accounts_enable(args: argparse.Namespace) -> int:
 
 
 def _diagram(args: argparse.Namespace) -> int:
+    try:
+        return _write_diagrams(args)
+    except OSError as err:
+        where = err.filename or args.out
+        raise UsageError(f"cannot write {where}: {err.strerror or err}") from None
+
+
+def _write_diagrams(args: argparse.Namespace) -> int:
     from adapters.trace import path as graphviz  # noqa: PLC0415 - Graphviz helpers, only here
 
     out = Path(args.out)
@@ -187,9 +195,12 @@ def _serve(args: argparse.Namespace) -> int:
         },
     )
     serve.configure_logging(args.log_level)
-    return asyncio.run(
-        serve.serve(settings, sandbox_accounts=args.accounts if args.sandbox else None)
-    )
+    try:
+        return asyncio.run(
+            serve.serve(settings, sandbox_accounts=args.accounts if args.sandbox else None)
+        )
+    except serve.ServeError as err:
+        raise UsageError(str(err)) from None
 
 
 def _fake_upstream(args: argparse.Namespace) -> int:
