@@ -8,7 +8,8 @@ the settings never shows them.
     [server]   host, port, api_key, body_limit_mb, state, ping_interval_s, client_retry_limit_s,
                record, record_max_mb, state_poll_s
     [upstream] endpoints (name = base URL; every name in policy.endpoints needs one), token_url,
-               timeouts, client versions
+               connect_timeout_s, first_byte_timeout_s, idle_timeout_s, max_stream_s,
+               client versions
     [oauth]    client_id, client_secret
     [models]   aliases (client model -> upstream model), opus / sonnet / haiku (family targets),
                ttl_s, startup_wait_s, fetch_timeout_s (the live model list)
@@ -65,6 +66,11 @@ class UpstreamSettings(_Section):
     connect_timeout_s: float = Field(10, gt=0, le=300)
     first_byte_timeout_s: float = Field(120, gt=0, le=3600)
     idle_timeout_s: float = Field(90, gt=0, le=3600)
+    """An answer that sends nothing for this long (between chunks) is cut off."""
+    max_stream_s: float = Field(1800, gt=0, le=86_400)
+    """The longest one upstream answer may stream, from its status line; a longer one is cut
+    off (after commit: one SSE error event). The policy's `deadline_ms` bounds only the time
+    before the first content; this bounds the rest."""
     user_agent_version: str = "2.0.3"
     client_version: str = "1.110.0"
 

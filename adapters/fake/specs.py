@@ -14,6 +14,7 @@ from adapters.fake.answers import (
     drop_after,
     drop_before,
     empty,
+    endless,
     error,
     error_in_stream,
     final_without_newline,
@@ -116,6 +117,12 @@ def from_spec(spec: str | Mapping[str, Any]) -> Answer:
     if kind == "hang":
         after = spec.get("after")
         return hang(None if after is None else int(after))
+    if kind == "endless":
+        return endless(
+            delay=float(spec.get("delay", 0.05)),
+            text_value=str(spec.get("text", "x")),
+            latency=float(spec.get("latency", 0.0)),
+        )
     if kind == "error_in_stream":
         return error_in_stream(int(spec.get("after", 1)), spec.get("body"))
     if kind == "sse":
