@@ -6,7 +6,8 @@ OAuth client secret) may come from the environment so that they stay out of file
 the settings never shows them.
 
     [server]   host, port, api_key, body_limit_mb, state, ping_interval_s, client_retry_limit_s,
-               record, record_max_mb, state_poll_s
+               record, record_max_mb, state_poll_s, idle_timeout_s, body_timeout_s,
+               max_connections
     [upstream] endpoints (name = base URL; every name in policy.endpoints needs one), token_url,
                connect_timeout_s, first_byte_timeout_s, idle_timeout_s, max_stream_s,
                client versions
@@ -58,6 +59,15 @@ class ServerSettings(_Section):
     state_poll_s: float = Field(0.5, gt=0, le=1.5)
     """How often the state database is checked for `interlock accounts` changes (they take
     effect within this plus a read: under 2 s)."""
+    idle_timeout_s: float = Field(75, gt=0, le=3600)
+    """A client connection without a complete request head this long after it opened or after
+    its last answer is closed: idle keep-alive connections and trickled headers alike (longer
+    than clients keep idle connections, and than a reverse proxy's 60 s, so interlock is never
+    the side that closes a connection a client is about to reuse). Answers are never cut."""
+    body_timeout_s: float = Field(120, gt=0, le=3600)
+    """A request body must arrive within this of its head (else 408, connection closed)."""
+    max_connections: int = Field(256, ge=1, le=100_000)
+    """Client connections served at once; more are answered 503 overloaded_error and closed."""
 
 
 class UpstreamSettings(_Section):

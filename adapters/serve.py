@@ -23,6 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
+from adapters import connections
 from adapters.config import Settings
 from adapters.fake_upstream import FakeUpstream
 from adapters.server import make_app
@@ -117,9 +118,17 @@ async def start(
             settings, fake, state, tmp = await start_sandbox(settings, sandbox_accounts)
         store = SQLiteStore(state)
         app = make_app(settings, store, seed=seed, sink=sink, on_step=on_step)
-        runner = web.AppRunner(app, handle_signals=False)
+        app.middlewares.append(connections.body_deadline(settings.server.body_timeout_s))
+        runner = web.AppRunner(
+            app, handle_signals=False, **connections.handler_args(settings.server)
+        )
         await runner.setup()
-        site = web.TCPSite(runner, settings.server.host, settings.server.port)
+        site = connections.CappedSite(
+            runner,
+            settings.server.host,
+            settings.server.port,
+            max_connections=settings.server.max_connections,
+        )
         try:
             await site.start()
         except OSError as err:
