@@ -261,7 +261,10 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--host", help="address to bind (default 127.0.0.1; others need care)")
     sv.add_argument("--port", type=int, help="port (default 8080; 0 picks a free one)")
     sv.add_argument(
-        "--state", metavar="PATH", help="state database (default ~/.config/interlock/state.db)"
+        "--state",
+        metavar="PATH",
+        help="state database (default ~/.config/interlock/state.db); one serve per database: "
+        "it is locked (<state>.lock) while serve runs",
     )
     sv.add_argument(
         "--preset", choices=["default", "many-accounts", "conservative"], help="retry policy preset"
