@@ -110,6 +110,14 @@ def _accounts_enable(args: argparse.Namespace) -> int:
 
 
 def _diagram(args: argparse.Namespace) -> int:
+    try:
+        return _write_diagrams(args)
+    except OSError as err:
+        where = err.filename or args.out
+        raise UsageError(f"cannot write {where}: {err.strerror or err}") from None
+
+
+def _write_diagrams(args: argparse.Namespace) -> int:
     from adapters.trace import path as graphviz  # noqa: PLC0415 - Graphviz helpers, only here
 
     out = Path(args.out)
@@ -196,9 +204,12 @@ def _serve(args: argparse.Namespace) -> int:
         },
     )
     serve.configure_logging(args.log_level)
-    return asyncio.run(
-        serve.serve(settings, sandbox_accounts=args.accounts if args.sandbox else None)
-    )
+    try:
+        return asyncio.run(
+            serve.serve(settings, sandbox_accounts=args.accounts if args.sandbox else None)
+        )
+    except serve.ServeError as err:
+        raise UsageError(str(err)) from None
 
 
 def _fake_upstream(args: argparse.Namespace) -> int:
@@ -259,7 +270,10 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--host", help="address to bind (default 127.0.0.1; others need care)")
     sv.add_argument("--port", type=int, help="port (default 8080; 0 picks a free one)")
     sv.add_argument(
-        "--state", metavar="PATH", help="state database (default ~/.config/interlock/state.db)"
+        "--state",
+        metavar="PATH",
+        help="state database (default ~/.config/interlock/state.db); one serve per database: "
+        "it is locked (<state>.lock) while serve runs",
     )
     sv.add_argument(
         "--preset", choices=["default", "many-accounts", "conservative"], help="retry policy preset"

@@ -6,9 +6,11 @@ OAuth client secret) may come from the environment so that they stay out of file
 the settings never shows them.
 
     [server]   host, port, api_key, body_limit_mb, state, ping_interval_s, client_retry_limit_s,
-               record, record_max_mb, state_poll_s
+               record, record_max_mb, state_poll_s, idle_timeout_s, body_timeout_s,
+               max_connections
     [upstream] endpoints (name = base URL; every name in policy.endpoints needs one), token_url,
-               timeouts, client versions
+               connect_timeout_s, first_byte_timeout_s, idle_timeout_s, max_stream_s,
+               client versions
     [oauth]    client_id, client_secret
     [models]   aliases (client model -> upstream model), opus / sonnet / haiku (family targets),
                ttl_s, startup_wait_s, fetch_timeout_s (the live model list)
@@ -57,6 +59,15 @@ class ServerSettings(_Section):
     state_poll_s: float = Field(0.5, gt=0, le=1.5)
     """How often the state database is checked for `interlock accounts` changes (they take
     effect within this plus a read: under 2 s)."""
+    idle_timeout_s: float = Field(75, gt=0, le=3600)
+    """A client connection without a complete request head this long after it opened or after
+    its last answer is closed: idle keep-alive connections and trickled headers alike (longer
+    than clients keep idle connections, and than a reverse proxy's 60 s, so interlock is never
+    the side that closes a connection a client is about to reuse). Answers are never cut."""
+    body_timeout_s: float = Field(120, gt=0, le=3600)
+    """A request body must arrive within this of its head (else 408, connection closed)."""
+    max_connections: int = Field(256, ge=1, le=100_000)
+    """Client connections served at once; more are answered 503 overloaded_error and closed."""
 
 
 class UpstreamSettings(_Section):
@@ -65,6 +76,11 @@ class UpstreamSettings(_Section):
     connect_timeout_s: float = Field(10, gt=0, le=300)
     first_byte_timeout_s: float = Field(120, gt=0, le=3600)
     idle_timeout_s: float = Field(90, gt=0, le=3600)
+    """An answer that sends nothing for this long (between chunks) is cut off."""
+    max_stream_s: float = Field(1800, gt=0, le=86_400)
+    """The longest one upstream answer may stream, from its status line; a longer one is cut
+    off (after commit: one SSE error event). The policy's `deadline_ms` bounds only the time
+    before the first content; this bounds the rest."""
     max_reset_s: float = Field(86_400, gt=0, le=30 * 86_400)
     """A reset the upstream states is trusted up to this long (a day); longer ones are capped,
     with a log line (`interlock accounts clear-cooldowns` forgets one early)."""

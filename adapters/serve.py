@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import ipaddress
 import logging
 import signal
+import socket
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,13 +23,18 @@ from typing import Any
 
 from aiohttp import web
 
+from adapters import connections
 from adapters.config import Settings
 from adapters.fake_upstream import FakeUpstream
 from adapters.server import make_app
-from adapters.store_sqlite import Credentials, SQLiteStore, default_path
+from adapters.store_sqlite import Credentials, SQLiteStore, StateLock, default_path
 from engine.runner.ports import TraceSink
 
 log = logging.getLogger("interlock")
+
+
+class ServeError(Exception):
+    """The proxy cannot start (the address cannot be bound): one line for the user."""
 
 
 @dataclass
@@ -39,10 +46,13 @@ class Served:
     fake: FakeUpstream | None
     store: SQLiteStore
     tmp: tempfile.TemporaryDirectory[str] | None
+    lock: StateLock | None = None
 
     async def stop(self) -> None:
         await self.runner.cleanup()
         self.store.close()
+        if self.lock is not None:
+            self.lock.release()
         if self.fake is not None:
             await self.fake.stop()
         if self.tmp is not None:
@@ -95,29 +105,72 @@ async def start(
     sink: TraceSink | None = None,
     on_step: Callable[[Any, str, str, str], None] | None = None,
 ) -> Served:
-    """Start the proxy; returns once it listens."""
-    fake = tmp = None
+    """Start the proxy; returns once it listens. `StoreError` (`StateInUse`: another `serve`
+    holds the state database) or `ServeError` when it cannot; nothing is left running then."""
+    fake = tmp = lock = None
     state = Path(settings.server.state) if settings.server.state else default_path()
-    if sandbox_accounts is not None:
-        settings, fake, state, tmp = await start_sandbox(settings, sandbox_accounts)
-    store = SQLiteStore(state)
-    app = make_app(settings, store, seed=seed, sink=sink, on_step=on_step)
-    runner = web.AppRunner(app, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, settings.server.host, settings.server.port)
-    await site.start()
-    port = runner.addresses[0][1]  # the bound port, also when port 0 asked the OS for one
-    return Served(f"http://{settings.server.host}:{port}", runner, fake, store, tmp)
+    if sandbox_accounts is None:
+        lock = StateLock(state)
+        lock.acquire()
+    store = runner = None
+    try:
+        if sandbox_accounts is not None:
+            settings, fake, state, tmp = await start_sandbox(settings, sandbox_accounts)
+        store = SQLiteStore(state)
+        app = make_app(settings, store, seed=seed, sink=sink, on_step=on_step)
+        app.middlewares.append(connections.body_deadline(settings.server.body_timeout_s))
+        runner = web.AppRunner(
+            app, handle_signals=False, **connections.handler_args(settings.server)
+        )
+        await runner.setup()
+        site = connections.CappedSite(
+            runner,
+            settings.server.host,
+            settings.server.port,
+            max_connections=settings.server.max_connections,
+        )
+        try:
+            await site.start()
+        except OSError as err:
+            raise ServeError(_bind_error(settings.server.host, settings.server.port, err)) from None
+        port = runner.addresses[0][1]  # the bound port, also when port 0 asked the OS for one
+        return Served(f"http://{settings.server.host}:{port}", runner, fake, store, tmp, lock)
+    except BaseException:
+        if runner is not None:
+            await runner.cleanup()
+        if store is not None:
+            store.close()
+        if fake is not None:
+            await fake.stop()
+        if tmp is not None:
+            tmp.cleanup()
+        if lock is not None:
+            lock.release()
+        raise
+
+
+def _bind_error(host: str, port: int, err: OSError) -> str:
+    where = f"{host}:{port}"
+    if isinstance(err, socket.gaierror):
+        return f"cannot listen on {host!r}: the host name does not resolve ({err.strerror})"
+    if err.errno == errno.EADDRINUSE:
+        return f"cannot listen on {where}: the address is in use (another server? try --port)"
+    if err.errno == errno.EADDRNOTAVAIL:
+        return f"cannot listen on {where}: no such address on this machine (see --host)"
+    if err.errno == errno.EACCES:
+        return f"cannot listen on {where}: permission denied (ports below 1024 need privileges)"
+    reason = err.strerror or str(err)
+    return f"cannot listen on {where}: {reason}"
 
 
 async def serve(settings: Settings, *, sandbox_accounts: int | None = None) -> int:
+    served = await start(settings, sandbox_accounts=sandbox_accounts)
     if not is_loopback(settings.server.host) and settings.server.api_key is None:
         log.warning(
             "listening on %s without an API key: anyone who can reach it can use "
             "your accounts (set INTERLOCK_API_KEY)",
             settings.server.host,
         )
-    served = await start(settings, sandbox_accounts=sandbox_accounts)
     accounts = len(served.store.accounts())
     mode = " (sandbox: fake upstream, simulated accounts)" if served.fake else ""
     print(f"interlock listening on {served.url}{mode} with {accounts} account(s)")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,6 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.store import AccountRecord, CooldownRecord
+
+if sys.platform != "win32":
+    import fcntl
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS accounts (
@@ -56,6 +60,60 @@ PRAGMA user_version = 1;
 
 class StoreError(Exception):
     """The state database cannot be opened or read; the message says which file and why."""
+
+
+class StateInUse(StoreError):
+    """Another `interlock serve` holds the state database's lock."""
+
+
+class StateLock:
+    """`interlock serve`'s claim on a state database: an exclusive `flock` on `<state>.lock`
+    (holding the holder's pid, for the message), taken without waiting and released when the
+    process exits, however it exits. Two proxies on one database would each write the cooldowns
+    and invalid marks they learned and reload the other's as outside changes, so one refuses to
+    start. `interlock accounts` never takes it: it is meant to run next to the proxy."""
+
+    def __init__(self, state: Path | str) -> None:
+        self.state = Path(state)
+        self.path = self.state.with_name(self.state.name + ".lock")
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        if self.state.is_dir():
+            raise StoreError(f"{self.state}: is a directory, not a state database file")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as err:
+            raise StoreError(f"{self.path}: cannot open the lock file ({err.strerror})") from None
+        if sys.platform == "win32":  # no flock: Windows runs without the guard
+            self._fd = fd
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise StateInUse(
+                f"{self.state} is already used by another `interlock serve` (pid {holder}); "
+                "stop it, or give this one its own --state"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.ftruncate(fd, 0)
+            os.close(fd)  # closing the descriptor releases the lock
+
+    def __enter__(self) -> StateLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 @dataclass(frozen=True)
@@ -113,6 +171,8 @@ class SQLiteStore:
         self._db = self._open()
 
     def _open(self) -> sqlite3.Connection:
+        if self.path.is_dir():  # checked first: never chmod a directory given by mistake
+            raise StoreError(f"{self.path}: is a directory, not a state database file")
         try:
             if self._readonly:
                 if not self.path.exists():

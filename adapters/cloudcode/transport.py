@@ -172,6 +172,10 @@ class CloudCodeTransport:
             yield UpstreamUnreachable(reason=f"{send.endpoint}: {_describe(err)}")
             return
         async with response:
+            if response.status == 200 and not _is_event_stream(response):
+                facts = await _not_a_stream(response, send.endpoint)
+                yield UpstreamFailed(facts=facts, wall=self._wall())
+                return
             if response.status != 200:
                 if response.status == 401:
                     self._credentials.forget(send.account)
@@ -182,7 +186,8 @@ class CloudCodeTransport:
                 yield UpstreamFailed(facts=self._bounded(facts, send.account), wall=self._wall())
                 return
             yield StreamOpened()
-            async for event in self._relay(response, context, names, send):
+            deadline = asyncio.get_running_loop().time() + up.max_stream_s
+            async for event in self._relay(response, context, names, send, deadline):
                 yield event
 
     async def _relay(
@@ -191,6 +196,7 @@ class CloudCodeTransport:
         context: RequestContext,
         names: Any,
         send: SendAttempt,
+        deadline: float,
     ) -> AsyncIterator[Event]:
         model = send.model
         translator = StreamTranslator(
@@ -205,7 +211,7 @@ class CloudCodeTransport:
         decoder = JsonStreamDecoder()
         held: list[dict[str, Any]] = []  # a non-streaming client commits only a complete answer
         try:
-            async for results in _decoded(response, decoder):
+            async for results in _decoded(response, decoder, deadline):
                 for event in self._translate(results, translator, send.account):
                     if not isinstance(event, ContentReceived):
                         yield event  # a failure inside the 200 stream ends the attempt
@@ -214,6 +220,10 @@ class CloudCodeTransport:
                         yield event
                     else:
                         held.extend(event.content)
+        except StreamTooLong:
+            limit = self._settings.upstream.max_stream_s
+            yield StreamBroken(reason=f"the answer streamed longer than max_stream_s ({limit:g} s)")
+            return
         except (aiohttp.ClientError, TimeoutError, SSEError) as err:
             yield StreamBroken(reason=_describe(err))
             return
@@ -267,13 +277,46 @@ class CloudCodeTransport:
         return out
 
 
+class StreamTooLong(Exception):
+    """The answer was still streaming at its deadline (`[upstream] max_stream_s`)."""
+
+
 async def _decoded(
-    response: aiohttp.ClientResponse, decoder: JsonStreamDecoder
+    response: aiohttp.ClientResponse, decoder: JsonStreamDecoder, deadline: float
 ) -> AsyncIterator[list[JsonResult]]:
-    """The stream's JSON events as they arrive, then the last one even without a newline."""
-    async for data in response.content.iter_any():
+    """The stream's JSON events as they arrive, then the last one even without a newline;
+    `StreamTooLong` once the loop's clock passes `deadline`. Each read is bounded on its own
+    (never a timeout around a `yield`: it would cancel whatever the consumer awaits)."""
+    while True:
+        try:
+            async with asyncio.timeout_at(deadline):
+                data = await response.content.readany()
+        except TimeoutError:
+            if asyncio.get_running_loop().time() >= deadline:
+                raise StreamTooLong from None
+            raise  # the idle timeout (sock_read) of the session
+        if not data:
+            break
         yield decoder.feed(data)
     yield decoder.end()
+
+
+def _is_event_stream(response: aiohttp.ClientResponse) -> bool:
+    """An answer without a Content-Type is given the benefit of the doubt."""
+    return "Content-Type" not in response.headers or response.content_type == "text/event-stream"
+
+
+async def _not_a_stream(response: aiohttp.ClientResponse, endpoint: str) -> UpstreamFacts:
+    """A 200 whose body is not an event stream (an HTML login or error page from a proxy in
+    the way, a JSON body): a server error of that endpoint, named for what it is."""
+    body = (await response.content.read(MAX_ERROR_BODY)).decode("utf-8", "replace")
+    excerpt = " ".join(body.split())[:200]
+    return UpstreamFacts(
+        kind=FailureKind.SERVER_ERROR,
+        status=200,
+        message=f"{endpoint} answered 200 with {response.content_type} instead of an event "
+        f"stream: {excerpt or '(empty body)'}",
+    )
 
 
 def _gate_text(chunk: dict[str, Any]) -> bool:

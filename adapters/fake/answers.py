@@ -3,8 +3,8 @@
 An `Answer` is immutable wire data prepared when it is built: the SSE `data:` payloads for
 `streamGenerateContent`, the JSON body for `generateContent`, or an error status, body and headers.
 Build answers with the constructors below (`stream`, `empty`, `error`, `preset`, `drop_before`,
-`drop_after`, `hang`, `final_without_newline`, `error_in_stream`, `sse`, `normal`) and content
-parts with `text`, `thinking`, `function_call` and `image`.
+`drop_after`, `hang`, `endless`, `final_without_newline`, `error_in_stream`, `sse`, `normal`) and
+content parts with `text`, `thinking`, `function_call` and `image`.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ AnswerKind = Literal[
     "hang",
     "error_in_stream",
     "normal",
+    "endless",
 ]
 PartKind = Literal["text", "thinking", "function_call", "inline_data"]
 
@@ -340,6 +341,19 @@ def hang(after: int | None = None, answer: Answer | None = None) -> Answer:
         delay=base.delay,
         crlf=base.crlf,
         hang_after=after,
+    )
+
+
+def endless(*, delay: float = 0.05, text_value: str = "x", latency: float = 0.0) -> Answer:
+    """A 200 stream that never ends: one text chunk (`text_value`) every `delay` s (at least
+    1 ms) until the client goes away or the fake stops. generateContent hangs instead."""
+    rid = "fake-" + secrets.token_hex(8)
+    return Answer(
+        "endless",
+        "endless",
+        events=(json.dumps(_response([{"text": text_value}], rid)),),
+        delay=max(delay, 0.001),
+        latency=latency,
     )
 
 

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Mapping, Sequence
 
 from adapters.fake.server import FakeUpstream, loopback_host
+from adapters.fake.specs import SCRIPT_FORMAT
 
 ENDPOINTS = ("daily", "prod")
 
@@ -66,7 +67,9 @@ def _print_text(fake: FakeUpstream) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of `interlock fake-upstream`."""
+    """The options of `interlock fake-upstream`, and the script format as the help's epilog."""
+    parser.epilog = SCRIPT_FORMAT
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--host", default="127.0.0.1", help="loopback address (default 127.0.0.1)")
     for name in (*ENDPOINTS, "auth"):
         parser.add_argument(

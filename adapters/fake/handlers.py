@@ -91,6 +91,16 @@ async def _serve_sse(
     response = web.StreamResponse(status=200, headers=headers)
     await response.prepare(request)
     record.status = 200
+    if answer.kind == "endless":
+        closing = asyncio.ensure_future(request.app[FAKE].wait_closing())
+        try:
+            while not closing.done():  # ends when the fake stops or the client leaves
+                await _sleep(answer.delay)
+                await response.write(answer.frame(0))
+        finally:
+            closing.cancel()
+        _drop(request)
+        return response
     for index in range(len(answer.events)):
         await _sleep(answer.delay)
         await response.write(answer.frame(index))
@@ -106,7 +116,11 @@ async def _serve_sse(
 async def _serve_unary(
     request: web.Request, answer: Answer, record: RequestRecord
 ) -> web.StreamResponse:
-    if answer.kind in ("error", "drop_before", "hang"):
+    if answer.kind in ("error", "drop_before", "hang", "endless"):
+        if answer.kind == "endless":  # no endless unary body: it hangs
+            await request.app[FAKE].wait_closing()
+            _drop(request)
+            return web.Response()
         return await _serve_simple(request, answer, record)
     await _sleep(answer.latency + answer.delay * len(answer.events))
     body = answer.unary.encode()
