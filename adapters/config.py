@@ -5,8 +5,8 @@ Everything is validated at load by pydantic models (the retry policy by the engi
 OAuth client secret) may come from the environment so that they stay out of files; `repr` of
 the settings never shows them.
 
-    [server]   host, port, api_key, body_limit_mb, state, ping_interval_s, client_retry_limit_s,
-               record, record_max_mb, state_poll_s
+    [server]   host, port, api_key, allowed_hosts, body_limit_mb, state, ping_interval_s,
+               client_retry_limit_s, record, record_max_mb, state_poll_s
     [upstream] endpoints (name = base URL; every name in policy.endpoints needs one), token_url,
                timeouts, client versions
     [oauth]    client_id, client_secret
@@ -46,6 +46,9 @@ class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     api_key: SecretStr | None = None
+    allowed_hosts: tuple[str, ...] = ()
+    """Names clients may put in the `Host` header besides `localhost` and IP addresses (a guard
+    against DNS rebinding, `adapters.web_guard`); `"*"` accepts any."""
     body_limit_mb: float = Field(50, gt=0, le=1024)
     state: str | None = None
     ping_interval_s: float = Field(15, gt=0, le=600)
@@ -57,6 +60,14 @@ class ServerSettings(_Section):
     state_poll_s: float = Field(0.5, gt=0, le=1.5)
     """How often the state database is checked for `interlock accounts` changes (they take
     effect within this plus a read: under 2 s)."""
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, hosts: tuple[str, ...]) -> tuple[str, ...]:
+        for host in hosts:
+            if not host or any(c in host for c in ":/[] "):
+                raise ValueError(f"{host!r}: give a bare host name, without scheme or port")
+        return tuple(host.lower().rstrip(".") for host in hosts)
 
 
 class UpstreamSettings(_Section):

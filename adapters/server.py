@@ -5,11 +5,12 @@ Routes: `POST /v1/messages` (stream and not), `POST /v1/messages/count_tokens` (
 `HEAD`/`GET` of `/` and `/api/hello` (connectivity probes), and Claude Code's telemetry sinks
 answered quietly. Every error is Anthropic's error JSON with the right status, never a
 traceback. Every answer carries a `request-id` header (the id in the log line and the trace),
-and answers that retrying cannot fix carry `x-should-retry: false`. An optional API key
-(`x-api-key` or bearer) is compared in constant time. One aiohttp `ClientSession`, one engine
-and one runner per app, held in typed app state and closed with the app; so is the task that
-writes the pool's changes to the state database behind the requests and applies changes made
-there by `interlock accounts` within `state_poll_s` (`adapters.store_sync`).
+and answers that retrying cannot fix carry `x-should-retry: false`. Before any handler,
+`adapters.web_guard` checks `Host`, cross-site signals, the API key and the content type. One
+aiohttp `ClientSession`, one engine and one runner per app, held in typed app state and closed
+with the app; so is the task that writes the pool's changes to the state database behind the
+requests and applies changes made there by `interlock accounts` within `state_poll_s`
+(`adapters.store_sync`).
 
 Model names resolve through the model catalog (`adapters.models`: the upstream's live list,
 family rules, aliases); only a name that resolves to nothing is a 404.
@@ -17,7 +18,6 @@ family rules, aliases); only a name that resolves to nothing is a 404.
 
 from __future__ import annotations
 
-import hmac
 import itertools
 import json
 import logging
@@ -57,6 +57,7 @@ from adapters.store_sqlite import SQLiteStore
 from adapters.store_sync import StoreSync
 from adapters.trace.format import Header
 from adapters.trace.recorder import FanOut, TraceFile, TraceRecorder
+from adapters.web_guard import PROBES, web_guard
 from engine.machine import Engine
 from engine.pool import AccountPool
 from engine.runner import Runner, SystemClock
@@ -67,8 +68,6 @@ log = logging.getLogger("interlock.server")
 #: `created_at` of every model object: the upstream reports no dates.
 MODEL_CREATED_AT = "2026-01-01T00:00:00Z"
 QUIET_SINKS = ("/api/event_logging/batch", "/")
-PROBES = ("/", "/api/hello")
-"""Connectivity probes: Claude Code 2.1.x sends `HEAD /api/hello`."""
 
 
 @dataclass
@@ -130,27 +129,6 @@ async def _errors(
     except Exception:
         log.exception("internal error serving %s %s", request.method, request.path)
         return _error(500, "api_error", "internal error in interlock (see its log)")
-
-
-def _api_key_guard(settings: Settings) -> Any:
-    expected = (
-        settings.server.api_key.get_secret_value().encode() if settings.server.api_key else None
-    )
-
-    @web.middleware
-    async def guard(
-        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    ) -> web.StreamResponse:
-        if expected is not None and request.path.startswith("/v1/"):
-            given = request.headers.get("x-api-key", "")
-            auth = request.headers.get("Authorization", "")
-            if not given and auth.lower().startswith("bearer "):
-                given = auth[7:].strip()
-            if not hmac.compare_digest(given.encode(), expected):
-                return _error(401, "authentication_error", "invalid or missing API key")
-        return await handler(request)
-
-    return guard
 
 
 async def _resolve_model(proxy: Proxy, name: str, *, thinking: bool = False) -> Resolution | None:
@@ -425,7 +403,7 @@ def make_app(
     model catalog fetches the live list with `model_fetch`, by default through the Cloud Code
     API when `transport` is the default too; else it serves the built-in list."""
     app = web.Application(
-        middlewares=[_request_id, _errors, _api_key_guard(settings)],
+        middlewares=[_request_id, _errors, web_guard(settings)],
         client_max_size=int(settings.server.body_limit_mb * 1024 * 1024),
     )
 
