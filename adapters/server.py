@@ -4,13 +4,14 @@ Routes: `POST /v1/messages` (stream and not), `POST /v1/messages/count_tokens` (
 `GET /v1/models[/{id}]`, `GET /health` (no upstream calls), `GET /accounts` (account status),
 `HEAD`/`GET` of `/` and `/api/hello` (connectivity probes), and Claude Code's telemetry sinks
 answered quietly. Every error is Anthropic's error JSON with the right status, never a
-traceback. Every answer carries a `request-id` header (the id in the log line and the trace),
-and answers that retrying cannot fix carry `x-should-retry: false`. Before any handler,
-`adapters.web_guard` checks `Host`, cross-site signals, the API key and the content type. One
-aiohttp `ClientSession`, one engine and one runner per app, held in typed app state and closed
-with the app; so is the task that writes the pool's changes to the state database behind the
-requests and applies changes made there by `interlock accounts` within `state_poll_s`
-(`adapters.store_sync`).
+traceback, quoting little of the client's text. Every answer carries a `request-id` header (the
+id in the log line and the trace), and answers that retrying cannot fix carry `x-should-retry:
+false`. Before any handler, `adapters.web_guard` checks `Host`, cross-site signals, the API key
+and the content type; bodies are decoded within `adapters.json_body`'s limits; aiohttp's own
+log of malformed requests is one line each (`adapters.http_log`). One aiohttp `ClientSession`,
+one engine and one runner per app, held in typed app state and closed with the app; so is the
+task that writes the pool's changes to the state database behind the requests and applies
+changes made there by `interlock accounts` within `state_poll_s` (`adapters.store_sync`).
 
 Model names resolve through the model catalog (`adapters.models`: the upstream's live list,
 family rules, aliases); only a name that resolves to nothing is a 404.
@@ -19,7 +20,6 @@ family rules, aliases); only a name that resolves to nothing is a 404.
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import os
 import random
@@ -43,14 +43,19 @@ from adapters.cloudcode.models import ModelListFetcher
 from adapters.cloudcode.transport import CloudCodeTransport, RequestContext
 from adapters.config import Settings
 from adapters.convert.anthropic import (
+    QUOTE_CHARS,
     MessagesRequest,
     RequestError,
     ThinkingAdaptive,
     ThinkingEnabled,
+    bounded,
     estimate_input_tokens,
     parse_messages_request,
+    quote,
 )
 from adapters.convert.signatures import SignatureCache
+from adapters.http_log import http_log
+from adapters.json_body import decode_object
 from adapters.models import ModelCatalog, Resolution
 from adapters.models.catalog import Fetch
 from adapters.store_sqlite import SQLiteStore
@@ -119,13 +124,28 @@ async def _errors(
     except web.HTTPRequestEntityTooLarge as err:
         return _error(413, "request_too_large", f"request body too large ({err.text})")
     except web.HTTPNotFound:
-        return _error(404, "not_found_error", f"Endpoint {request.method} {request.path} not found")
+        return _error(
+            404,
+            "not_found_error",
+            f"Endpoint {request.method} {bounded(request.path, QUOTE_CHARS)} not found",
+        )
     except web.HTTPMethodNotAllowed:
         return _error(
-            405, "invalid_request_error", f"{request.method} not allowed on {request.path}"
+            405,
+            "invalid_request_error",
+            f"{request.method} not allowed on {bounded(request.path, QUOTE_CHARS)}",
         )
     except web.HTTPException:
         raise
+    except ConnectionError as err:  # the client hung up, say mid-upload: nobody to answer
+        log.info(
+            "%s %s: the client hung up (%s: %s)",
+            request.method,
+            bounded(request.path, QUOTE_CHARS),
+            type(err).__name__,
+            err,
+        )
+        return web.Response(status=499)
     except Exception:
         log.exception("internal error serving %s %s", request.method, request.path)
         return _error(500, "api_error", "internal error in interlock (see its log)")
@@ -142,7 +162,7 @@ def _unknown_model(proxy: Proxy, name: str) -> web.Response:
     return _error(
         404,
         "not_found_error",
-        f"model: unknown model {name!r}; available: {names} (GET /v1/models lists them)",
+        f"model: unknown model {quote(name)}; available: {names} (GET /v1/models lists them)",
     )
 
 
@@ -164,12 +184,8 @@ def _note_safeguards(proxy: Proxy, parsed: MessagesRequest) -> None:
             )
 
 
-async def _read_json(request: web.Request) -> Any:
-    raw = await request.read()
-    try:
-        return json.loads(raw)
-    except ValueError as err:
-        raise RequestError(f"the request body is not valid JSON ({err})") from None
+async def _read_json(request: web.Request) -> dict[str, Any]:
+    return decode_object(await request.read())
 
 
 async def messages(request: web.Request) -> web.StreamResponse:
@@ -188,8 +204,8 @@ async def messages(request: web.Request) -> web.StreamResponse:
         return _error(
             400,
             "invalid_request_error",
-            f"thinking: model {parsed.model!r} (upstream {resolved.model!r}) does not support "
-            "thinking; send the request without `thinking`, or use a thinking model",
+            f"thinking: model {quote(parsed.model)} (upstream {resolved.model!r}) does not "
+            "support thinking; send the request without `thinking`, or use a thinking model",
         )
     model = resolved.model
     _note_safeguards(proxy, parsed)
@@ -225,7 +241,7 @@ async def count_tokens(request: web.Request) -> web.Response:
     proxy = request.app[PROXY]
     try:
         parsed = parse_messages_request({"max_tokens": 1, **(await _read_json(request))})
-    except (RequestError, TypeError) as err:
+    except RequestError as err:
         return _error(400, "invalid_request_error", str(err))
     if await _resolve_model(proxy, parsed.model) is None:
         return _unknown_model(proxy, parsed.model)
@@ -260,7 +276,7 @@ async def models(request: web.Request) -> web.Response:
         return _error(400, "invalid_request_error", "give after_id or before_id, not both")
     for key, value in (("after_id", after), ("before_id", before)):
         if value is not None and value not in names:
-            return _error(400, "invalid_request_error", f"{key}: unknown model {value!r}")
+            return _error(400, "invalid_request_error", f"{key}: unknown model {quote(value)}")
     if before is not None:
         end = names.index(before)
         page, has_more = names[max(0, end - limit) : end], end - limit > 0
@@ -405,6 +421,7 @@ def make_app(
     app = web.Application(
         middlewares=[_request_id, _errors, web_guard(settings)],
         client_max_size=int(settings.server.body_limit_mb * 1024 * 1024),
+        handler_args={"logger": http_log()},
     )
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
