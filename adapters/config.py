@@ -5,9 +5,9 @@ Everything is validated at load by pydantic models (the retry policy by the engi
 OAuth client secret) may come from the environment so that they stay out of files; `repr` of
 the settings never shows them.
 
-    [server]   host, port, api_key, body_limit_mb, state, ping_interval_s, client_retry_limit_s,
-               record, record_max_mb, state_poll_s, idle_timeout_s, body_timeout_s,
-               max_connections
+    [server]   host, port, api_key, allowed_hosts, body_limit_mb, state, ping_interval_s,
+               client_retry_limit_s, record, record_max_mb, state_poll_s, idle_timeout_s,
+               body_timeout_s, max_connections
     [upstream] endpoints (name = base URL; every name in policy.endpoints needs one), token_url,
                connect_timeout_s, first_byte_timeout_s, idle_timeout_s, max_stream_s,
                client versions
@@ -48,6 +48,9 @@ class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     api_key: SecretStr | None = None
+    allowed_hosts: tuple[str, ...] = ()
+    """Names clients may put in the `Host` header besides `localhost` and IP addresses (a guard
+    against DNS rebinding, `adapters.web_guard`); `"*"` accepts any."""
     body_limit_mb: float = Field(50, gt=0, le=1024)
     state: str | None = None
     ping_interval_s: float = Field(15, gt=0, le=600)
@@ -68,6 +71,14 @@ class ServerSettings(_Section):
     """A request body must arrive within this of its head (else 408, connection closed)."""
     max_connections: int = Field(256, ge=1, le=100_000)
     """Client connections served at once; more are answered 503 overloaded_error and closed."""
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, hosts: tuple[str, ...]) -> tuple[str, ...]:
+        for host in hosts:
+            if not host or any(c in host for c in ":/[] "):
+                raise ValueError(f"{host!r}: give a bare host name, without scheme or port")
+        return tuple(host.lower().rstrip(".") for host in hosts)
 
 
 class UpstreamSettings(_Section):

@@ -4,12 +4,14 @@ Routes: `POST /v1/messages` (stream and not), `POST /v1/messages/count_tokens` (
 `GET /v1/models[/{id}]`, `GET /health` (no upstream calls), `GET /accounts` (account status),
 `HEAD`/`GET` of `/` and `/api/hello` (connectivity probes), and Claude Code's telemetry sinks
 answered quietly. Every error is Anthropic's error JSON with the right status, never a
-traceback. Every answer carries a `request-id` header (the id in the log line and the trace),
-and answers that retrying cannot fix carry `x-should-retry: false`. An optional API key
-(`x-api-key` or bearer) is compared in constant time. One aiohttp `ClientSession`, one engine
-and one runner per app, held in typed app state and closed with the app; so is the task that
-writes the pool's changes to the state database behind the requests and applies changes made
-there by `interlock accounts` within `state_poll_s` (`adapters.store_sync`).
+traceback, quoting little of the client's text. Every answer carries a `request-id` header (the
+id in the log line and the trace), and answers that retrying cannot fix carry `x-should-retry:
+false`. Before any handler, `adapters.web_guard` checks `Host`, cross-site signals, the API key
+and the content type; bodies are decoded within `adapters.json_body`'s limits; aiohttp's own
+log of malformed requests is one line each (`adapters.http_log`). One aiohttp `ClientSession`,
+one engine and one runner per app, held in typed app state and closed with the app; so is the
+task that writes the pool's changes to the state database behind the requests and applies
+changes made there by `interlock accounts` within `state_poll_s` (`adapters.store_sync`).
 
 Model names resolve through the model catalog (`adapters.models`: the upstream's live list,
 family rules, aliases); only a name that resolves to nothing is a 404.
@@ -17,9 +19,7 @@ family rules, aliases); only a name that resolves to nothing is a 404.
 
 from __future__ import annotations
 
-import hmac
 import itertools
-import json
 import logging
 import os
 import random
@@ -43,20 +43,26 @@ from adapters.cloudcode.models import ModelListFetcher
 from adapters.cloudcode.transport import CloudCodeTransport, RequestContext
 from adapters.config import Settings
 from adapters.convert.anthropic import (
+    QUOTE_CHARS,
     MessagesRequest,
     RequestError,
     ThinkingAdaptive,
     ThinkingEnabled,
+    bounded,
     estimate_input_tokens,
     parse_messages_request,
+    quote,
 )
 from adapters.convert.signatures import SignatureCache
+from adapters.http_log import http_log
+from adapters.json_body import decode_object
 from adapters.models import ModelCatalog, Resolution
 from adapters.models.catalog import Fetch
 from adapters.store_sqlite import SQLiteStore
 from adapters.store_sync import StoreSync
 from adapters.trace.format import Header
 from adapters.trace.recorder import FanOut, TraceFile, TraceRecorder
+from adapters.web_guard import PROBES, web_guard
 from engine.machine import Engine
 from engine.pool import AccountPool
 from engine.runner import Runner, SystemClock
@@ -67,8 +73,6 @@ log = logging.getLogger("interlock.server")
 #: `created_at` of every model object: the upstream reports no dates.
 MODEL_CREATED_AT = "2026-01-01T00:00:00Z"
 QUIET_SINKS = ("/api/event_logging/batch", "/")
-PROBES = ("/", "/api/hello")
-"""Connectivity probes: Claude Code 2.1.x sends `HEAD /api/hello`."""
 
 
 @dataclass
@@ -120,37 +124,31 @@ async def _errors(
     except web.HTTPRequestEntityTooLarge as err:
         return _error(413, "request_too_large", f"request body too large ({err.text})")
     except web.HTTPNotFound:
-        return _error(404, "not_found_error", f"Endpoint {request.method} {request.path} not found")
+        return _error(
+            404,
+            "not_found_error",
+            f"Endpoint {request.method} {bounded(request.path, QUOTE_CHARS)} not found",
+        )
     except web.HTTPMethodNotAllowed:
         return _error(
-            405, "invalid_request_error", f"{request.method} not allowed on {request.path}"
+            405,
+            "invalid_request_error",
+            f"{request.method} not allowed on {bounded(request.path, QUOTE_CHARS)}",
         )
     except web.HTTPException:
         raise
+    except ConnectionError as err:  # the client hung up, say mid-upload: nobody to answer
+        log.info(
+            "%s %s: the client hung up (%s: %s)",
+            request.method,
+            bounded(request.path, QUOTE_CHARS),
+            type(err).__name__,
+            err,
+        )
+        return web.Response(status=499)
     except Exception:
         log.exception("internal error serving %s %s", request.method, request.path)
         return _error(500, "api_error", "internal error in interlock (see its log)")
-
-
-def _api_key_guard(settings: Settings) -> Any:
-    expected = (
-        settings.server.api_key.get_secret_value().encode() if settings.server.api_key else None
-    )
-
-    @web.middleware
-    async def guard(
-        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    ) -> web.StreamResponse:
-        if expected is not None and request.path.startswith("/v1/"):
-            given = request.headers.get("x-api-key", "")
-            auth = request.headers.get("Authorization", "")
-            if not given and auth.lower().startswith("bearer "):
-                given = auth[7:].strip()
-            if not hmac.compare_digest(given.encode(), expected):
-                return _error(401, "authentication_error", "invalid or missing API key")
-        return await handler(request)
-
-    return guard
 
 
 async def _resolve_model(proxy: Proxy, name: str, *, thinking: bool = False) -> Resolution | None:
@@ -164,7 +162,7 @@ def _unknown_model(proxy: Proxy, name: str) -> web.Response:
     return _error(
         404,
         "not_found_error",
-        f"model: unknown model {name!r}; available: {names} (GET /v1/models lists them)",
+        f"model: unknown model {quote(name)}; available: {names} (GET /v1/models lists them)",
     )
 
 
@@ -186,12 +184,8 @@ def _note_safeguards(proxy: Proxy, parsed: MessagesRequest) -> None:
             )
 
 
-async def _read_json(request: web.Request) -> Any:
-    raw = await request.read()
-    try:
-        return json.loads(raw)
-    except ValueError as err:
-        raise RequestError(f"the request body is not valid JSON ({err})") from None
+async def _read_json(request: web.Request) -> dict[str, Any]:
+    return decode_object(await request.read())
 
 
 async def messages(request: web.Request) -> web.StreamResponse:
@@ -210,8 +204,8 @@ async def messages(request: web.Request) -> web.StreamResponse:
         return _error(
             400,
             "invalid_request_error",
-            f"thinking: model {parsed.model!r} (upstream {resolved.model!r}) does not support "
-            "thinking; send the request without `thinking`, or use a thinking model",
+            f"thinking: model {quote(parsed.model)} (upstream {resolved.model!r}) does not "
+            "support thinking; send the request without `thinking`, or use a thinking model",
         )
     model = resolved.model
     _note_safeguards(proxy, parsed)
@@ -247,7 +241,7 @@ async def count_tokens(request: web.Request) -> web.Response:
     proxy = request.app[PROXY]
     try:
         parsed = parse_messages_request({"max_tokens": 1, **(await _read_json(request))})
-    except (RequestError, TypeError) as err:
+    except RequestError as err:
         return _error(400, "invalid_request_error", str(err))
     if await _resolve_model(proxy, parsed.model) is None:
         return _unknown_model(proxy, parsed.model)
@@ -282,7 +276,7 @@ async def models(request: web.Request) -> web.Response:
         return _error(400, "invalid_request_error", "give after_id or before_id, not both")
     for key, value in (("after_id", after), ("before_id", before)):
         if value is not None and value not in names:
-            return _error(400, "invalid_request_error", f"{key}: unknown model {value!r}")
+            return _error(400, "invalid_request_error", f"{key}: unknown model {quote(value)}")
     if before is not None:
         end = names.index(before)
         page, has_more = names[max(0, end - limit) : end], end - limit > 0
@@ -425,8 +419,9 @@ def make_app(
     model catalog fetches the live list with `model_fetch`, by default through the Cloud Code
     API when `transport` is the default too; else it serves the built-in list."""
     app = web.Application(
-        middlewares=[_request_id, _errors, _api_key_guard(settings)],
+        middlewares=[_request_id, _errors, web_guard(settings)],
         client_max_size=int(settings.server.body_limit_mb * 1024 * 1024),
+        handler_args={"logger": http_log()},
     )
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:

@@ -91,6 +91,8 @@ class CredentialManager:
             flight = asyncio.ensure_future(self._refresh(account_id, creds.refresh_token))
             self._flights[account_id] = flight
             flight.add_done_callback(lambda _: self._flights.pop(account_id, None))
+            # a failure nobody awaits any more (waiters cancelled at shutdown) is not logged
+            flight.add_done_callback(lambda done: done.cancelled() or done.exception())
         return await asyncio.shield(flight)
 
     def forget(self, account_id: str) -> None:

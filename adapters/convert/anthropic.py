@@ -51,7 +51,9 @@ __all__ = [
     "CHARS_PER_TOKEN",
     "DOCUMENT_TOKENS",
     "IMAGE_TOKENS",
+    "MESSAGE_CHARS",
     "MESSAGE_OVERHEAD_TOKENS",
+    "QUOTE_CHARS",
     "Base64Source",
     "ContentBlock",
     "DocumentBlock",
@@ -80,18 +82,41 @@ __all__ = [
     "ToolResultItem",
     "ToolUseBlock",
     "UrlSource",
+    "bounded",
     "estimate_input_tokens",
     "parse_messages_request",
+    "quote",
 ]
 
 
+QUOTE_CHARS = 80
+"""How much of one client-supplied value an error message quotes."""
+MESSAGE_CHARS = 400
+"""The longest error message: whatever a message quotes, the answer stays small."""
+
+
+def quote(value: object, limit: int = QUOTE_CHARS) -> str:
+    """``repr`` of a client-supplied value, cut to ``limit`` characters with the length said."""
+    text = str(value)
+    if len(text) <= limit:
+        return repr(text) if isinstance(value, str) else text
+    return f"{text[:limit]!r}... ({len(text)} characters)"
+
+
+def bounded(message: str, limit: int = MESSAGE_CHARS) -> str:
+    """``message`` cut to ``limit`` characters (a net under `quote`)."""
+    return message if len(message) <= limit else message[: limit - 3] + "..."
+
+
 class RequestError(ValueError):
-    """The client's request is malformed: HTTP 400 ``invalid_request_error`` with ``message``."""
+    """The client's request is malformed: HTTP 400 ``invalid_request_error`` with ``message``
+    (at most ``MESSAGE_CHARS`` long)."""
 
     status = 400
     error_type = "invalid_request_error"
 
     def __init__(self, message: str) -> None:
+        message = bounded(message)
         super().__init__(message)
         self.message = message
 
@@ -131,8 +156,8 @@ def _describe(error: ErrorDetails) -> tuple[list[str], str]:
         tag = str(ctx.get("tag", ""))
         union, _, value = tag.partition(":")
         if union == "block" and value in BLOCK_TYPES:
-            return [*where, "type"], f"block type {value!r} is not allowed here"
-        return [*where, "type"], f"unknown {union} type {value!r}"
+            return [*where, "type"], f"block type {quote(value)} is not allowed here"
+        return [*where, "type"], f"unknown {union} type {quote(value)}"
     if kind == "union_tag_not_found":
         if str(ctx.get("discriminator", "")) not in _UNION_NAMES:
             return where, "must be a string or a list of content blocks"
@@ -143,6 +168,8 @@ def _describe(error: ErrorDetails) -> tuple[list[str], str]:
         return where, f"must be {ctx.get('expected', 'one of the allowed values')}"
     if kind == "positive_integer":
         return where, "must be a positive integer"
+    if kind == "string_too_long":
+        return where, f"must be at most {ctx.get('max_length')} characters"
     return where, _TYPE_MESSAGES.get(kind, error["msg"])
 
 
@@ -174,23 +201,23 @@ def _check_consistency(request: MessagesRequest) -> None:
             if not isinstance(block, TextBlock):
                 raise RequestError(
                     f"messages.{index}.content.{position}.type: a system message holds text "
-                    f"blocks only (got {block.type!r})"
+                    f"blocks only (got {quote(block.type)})"
                 )
     names = [tool.name for tool in request.tools]
     for index, tool in enumerate(request.tools):
         if tool.type not in (None, "custom"):
             raise RequestError(
-                f"tools.{index}.type: server tool {tool.type!r} is not supported (interlock's "
+                f"tools.{index}.type: server tool {quote(tool.type)} is not supported (interlock's "
                 "upstream runs client tools only)"
             )
     for index, name in enumerate(names):
         if not name:
             raise RequestError(f"tools.{index}.name: must not be empty")
         if name in names[:index]:
-            raise RequestError(f"tools.{index}.name: tool names must be unique ({name!r})")
+            raise RequestError(f"tools.{index}.name: tool names must be unique ({quote(name)})")
     choice = request.tool_choice
     if isinstance(choice, ToolChoiceTool) and choice.name not in names:
-        raise RequestError(f"tool_choice.name: no tool named {choice.name!r} in tools")
+        raise RequestError(f"tool_choice.name: no tool named {quote(choice.name)} in tools")
 
 
 # --- count_tokens -----------------------------------------------------------------------------

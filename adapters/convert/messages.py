@@ -346,8 +346,12 @@ class ContextManagement(_Model):
     edits: list[ContextEdit] = Field(default_factory=list)
 
 
+MODEL_NAME_CHARS = 256
+"""The longest model name accepted (real ones are under 64 characters)."""
+
+
 class MessagesRequest(_Model):
-    model: StrictStr
+    model: StrictStr = Field(max_length=MODEL_NAME_CHARS)
     messages: list[Message]
     system: (
         Annotated[
