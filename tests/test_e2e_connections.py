@@ -79,7 +79,7 @@ def test_connections_that_trickle_their_head_or_send_nothing_are_closed_after_id
                 connection(served) as (r2, w2),
                 connection(served) as (r3, _w3),
             ):
-                w1.write(b"POST /v1/messages HTTP/1.1\r\nHost: x\r\n")
+                w1.write(b"POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\n")
                 w2.write(b"GET /health HTTP/1.1\r\n")
                 results = await asyncio.gather(
                     closed_by_server(r1, w1, b"X-Slow: 1\r\n"),
@@ -101,7 +101,7 @@ def test_an_idle_keep_alive_connection_is_closed_after_idle_timeout_s() -> None:
             proxy(accounts=1, server=SHORT) as served,
             connection(served) as (reader, writer),
         ):
-            writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            writer.write(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             took, received = await closed_by_server(reader)
             assert received.startswith(b"HTTP/1.1 200") and 0.3 < took < 2.0
 
@@ -115,7 +115,7 @@ def test_a_client_that_trickles_its_body_gets_408_and_is_closed_after_body_timeo
             connection(served) as (reader, writer),
         ):
             writer.write(
-                b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                 b"Content-Length: 100000\r\n\r\n{"
             )
             took, received = await closed_by_server(reader, writer, b" ")
