@@ -8,7 +8,7 @@ the settings never shows them.
     [server]   host, port, api_key, body_limit_mb, state, ping_interval_s, client_retry_limit_s,
                record, record_max_mb, state_poll_s
     [upstream] endpoints (name = base URL; every name in policy.endpoints needs one), token_url,
-               timeouts, client versions
+               timeouts (token_timeout_s, token_down_s for the token endpoint), client versions
     [oauth]    client_id, client_secret
     [models]   aliases (client model -> upstream model), opus / sonnet / haiku (family targets),
                ttl_s, startup_wait_s, fetch_timeout_s (the live model list)
@@ -65,6 +65,11 @@ class UpstreamSettings(_Section):
     connect_timeout_s: float = Field(10, gt=0, le=300)
     first_byte_timeout_s: float = Field(120, gt=0, le=3600)
     idle_timeout_s: float = Field(90, gt=0, le=3600)
+    token_timeout_s: float = Field(10, gt=0, le=120)
+    """One call of the OAuth token endpoint (connect included) may take this long."""
+    token_down_s: float = Field(30, ge=0, le=600)
+    """After the token endpoint timed out, refreshes fail at once for this long (cached access
+    tokens still serve), so that one request does not wait a timeout per account; 0: never."""
     user_agent_version: str = "2.0.3"
     client_version: str = "1.110.0"
 
