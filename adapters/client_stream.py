@@ -25,6 +25,7 @@ from aiohttp import web
 
 from adapters.convert.response import placeholder_events
 from engine.effects import Outcome
+from engine.failures import FailureKind
 
 DISCONNECT_POLL_S = 0.5
 SSE_HEADERS = {
@@ -62,8 +63,13 @@ def no_retry_headers(
 
 
 def outcome_message(outcome: Outcome) -> str:
-    """The outcome's message, with how to fix it when no account can serve."""
-    if not outcome.retryable and outcome.status >= 500:
+    """The outcome's message, with how to fix it when no account can serve (a refused
+    configuration names its own fix)."""
+    if (
+        not outcome.retryable
+        and outcome.status >= 500
+        and outcome.failure is not FailureKind.CONFIGURATION
+    ):
         return outcome.message + ACCOUNTS_FIX
     return outcome.message
 

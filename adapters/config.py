@@ -10,7 +10,7 @@ the settings never shows them.
                body_timeout_s, max_connections
     [upstream] endpoints (name = base URL; every name in policy.endpoints needs one), token_url,
                connect_timeout_s, first_byte_timeout_s, idle_timeout_s, max_stream_s,
-               client versions
+               max_reset_s, token_timeout_s, token_down_s (the token endpoint), client versions
     [oauth]    client_id, client_secret
     [models]   aliases (client model -> upstream model), opus / sonnet / haiku (family targets),
                ttl_s, startup_wait_s, fetch_timeout_s (the live model list)
@@ -95,6 +95,11 @@ class UpstreamSettings(_Section):
     max_reset_s: float = Field(86_400, gt=0, le=30 * 86_400)
     """A reset the upstream states is trusted up to this long (a day); longer ones are capped,
     with a log line (`interlock accounts clear-cooldowns` forgets one early)."""
+    token_timeout_s: float = Field(10, gt=0, le=120)
+    """One call of the OAuth token endpoint (connect included) may take this long."""
+    token_down_s: float = Field(30, ge=0, le=600)
+    """After the token endpoint timed out, refreshes fail at once for this long (cached access
+    tokens still serve), so that one request does not wait a timeout per account; 0: never."""
     user_agent_version: str = "2.0.3"
     client_version: str = "1.110.0"
 

@@ -24,6 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from adapters import connections
+from adapters.cloudcode.credentials import warn_if_oauth_client_missing
 from adapters.config import Settings
 from adapters.fake_upstream import FakeUpstream
 from adapters.server import make_app
@@ -117,6 +118,7 @@ async def start(
         if sandbox_accounts is not None:
             settings, fake, state, tmp = await start_sandbox(settings, sandbox_accounts)
         store = SQLiteStore(state)
+        warn_if_oauth_client_missing(settings, store, sandbox=fake is not None)
         app = make_app(settings, store, seed=seed, sink=sink, on_step=on_step)
         app.middlewares.append(connections.body_deadline(settings.server.body_timeout_s))
         runner = web.AppRunner(

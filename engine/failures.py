@@ -33,6 +33,7 @@ class FailureKind(StrEnum):
     CLIENT_ERROR = "client_error"  # other 4xx (402, 409, 413, 422...), never retried
     UNREACHABLE = "unreachable"  # connection refused or reset, attempt timed out
     CREDENTIALS_UNAVAILABLE = "credentials_unavailable"  # the token endpoint is down or slow
+    CONFIGURATION = "configuration"  # the proxy's own configuration is refused (OAuth client)
     EMPTY_RESPONSE = "empty_response"  # a 2xx stream that ended without any content
     STREAM_BROKEN = "stream_broken"  # a 2xx stream that broke off
 

@@ -41,7 +41,14 @@ from engine.guards import GUARDS
 from engine.policy import Policy
 from engine.pool import AccountPool
 from engine.request import Request
-from engine.spec import FAILURE_TRIGGERS, RATE_LIMIT_KINDS, REST_REASONS, SPEC, Scope
+from engine.spec import (
+    FAILURE_TRIGGERS,
+    RATE_LIMIT_KINDS,
+    REST_REASONS,
+    SPEC,
+    UNSENT_SCOPES,
+    Scope,
+)
 from engine.table import AFTER_COMMIT, FAILED, STATES, TRANSITIONS
 
 _ATTEMPT_ENDS = (UpstreamFailed, UpstreamUnreachable, StreamEnded, StreamBroken)
@@ -288,7 +295,7 @@ class Engine:
         if spec.scope is Scope.ENDPOINT:
             self.pool.endpoints[request.endpoint].failed(request.now)
             request.probing = False
-        elif spec.scope is not Scope.TOKEN_ENDPOINT:
+        elif spec.scope not in UNSENT_SCOPES:
             self._answered(request)
         if request.account is None:
             return

@@ -13,6 +13,7 @@ Scopes (what a failure may change, and nothing outside it):
 | target | this request avoids the account x endpoint; capacity rests account x model @ endpoint |
 | endpoint | that endpoint's health (its circuit breaker); never an account |
 | token endpoint | nothing persistent; this request moves to another account |
+| configuration | nothing; the request fails at once, never retried (the proxy's OAuth client) |
 | account | the account is invalid until a person acts (reason, verify URL) |
 | account x model | a cooldown until the stated reset (or the tier) |
 """
@@ -30,6 +31,7 @@ class Scope(StrEnum):
     TARGET = "target"
     ENDPOINT = "endpoint"
     TOKEN_ENDPOINT = "token endpoint"
+    CONFIGURATION = "configuration"
     ACCOUNT = "account"
     ACCOUNT_MODEL = "account x model"
 
@@ -84,6 +86,8 @@ SPECS: tuple[KindSpec, ...] = (
              500, "api_error"),
     KindSpec(FailureKind.CREDENTIALS_UNAVAILABLE, "token_unavailable", Scope.TOKEN_ENDPOINT,
              None, False, 500, "api_error"),
+    KindSpec(FailureKind.CONFIGURATION, "misconfigured", Scope.CONFIGURATION, None, False,
+             500, "api_error"),
     KindSpec(FailureKind.EMPTY_RESPONSE, "stream_empty", Scope.TARGET, None, True,
              529, "overloaded_error"),
 )
@@ -94,6 +98,9 @@ FAILURE_TRIGGERS: dict[FailureKind, str] = {row.kind: row.trigger for row in SPE
 OVERLOAD_KINDS = frozenset(row.kind for row in SPECS if row.overload)
 RATE_LIMIT_KINDS = frozenset(row.kind for row in SPECS if row.scope is Scope.ACCOUNT_MODEL)
 ENDPOINT_KINDS = frozenset(row.kind for row in SPECS if row.scope is Scope.ENDPOINT)
+UNSENT_SCOPES = frozenset({Scope.TOKEN_ENDPOINT, Scope.CONFIGURATION})
+"""Scopes of failures that happen before anything is sent to the endpoint: it neither failed
+nor answered."""
 INVALID_REASONS: dict[FailureKind, str] = {
     row.kind: row.rest for row in SPECS if row.scope is Scope.ACCOUNT and row.rest
 }

@@ -128,6 +128,9 @@ def _failure_rows(s: str) -> list[Row]:
             "[L, P, Q]"),
         Row(s, "token_unavailable", SWITCHING, (), "avoid_account",
             "the token endpoint is down: nothing persistent, another account"),
+        Row(s, "misconfigured", FAILED, (), "fail_with_upstream_error",
+            "the proxy's own configuration is refused (its OAuth client): nothing changes, "
+            "never retried"),
     ]
 
 

@@ -12,9 +12,10 @@ from adapters.cloudcode.credentials import (
     AccountRevoked,
     CredentialManager,
     CredentialsUnavailable,
+    OAuthClientRejected,
 )
 from adapters.config import load_settings
-from adapters.fake_upstream import FakeUpstream, drop_before, error
+from adapters.fake_upstream import FakeUpstream, drop_before, error, hang
 from adapters.store_sqlite import Credentials, SQLiteStore
 from tests.e2e import run
 
@@ -27,8 +28,13 @@ class Clock:
         return self.t
 
 
-async def _setup(fake: FakeUpstream, tmp_path: Path, **account: object):  # type: ignore[no-untyped-def]
-
+async def _setup(  # type: ignore[no-untyped-def]
+    fake: FakeUpstream,
+    tmp_path: Path,
+    upstream: dict[str, object] | None = None,
+    oauth: dict[str, object] | None = None,
+    **account: object,
+):
     info = fake.add_account("a", **account)  # type: ignore[arg-type]
     store = SQLiteStore(tmp_path / "state.db")
     account_id = store.add_account("a@example.com", Credentials(refresh_token=info.refresh_token))
@@ -36,10 +42,18 @@ async def _setup(fake: FakeUpstream, tmp_path: Path, **account: object):  # type
     settings = load_settings(
         env={},
         overrides={
-            "upstream": {"endpoints": fake.urls, "token_url": fake.token_url},
+            "upstream": {"endpoints": fake.urls, "token_url": fake.token_url, **(upstream or {})},
+            "oauth": oauth or {},
         },
     )
     return info, store, account_id, settings
+
+
+def _add(fake: FakeUpstream, store: SQLiteStore, name: str) -> str:
+    info = fake.add_account(name)
+    account_id = store.add_account(f"{name}@example.com", Credentials(info.refresh_token))
+    assert account_id
+    return account_id
 
 
 async def _no_sleep(_: float) -> None:
@@ -119,5 +133,120 @@ def test_an_account_without_a_project_is_onboarded_through_the_long_running_oper
             token = await creds.access_token(account_id)
             assert await creds.project(account_id, token) == info.project
             assert len(fake.requests(path="onboardUser")) == 3  # done: false, false, true
+
+    run(scenario())
+
+
+def test_a_refused_oauth_client_is_a_configuration_error_not_a_revoked_account(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        async with (
+            FakeUpstream(client_id="right-id", client_secret="right-secret") as fake,
+            aiohttp.ClientSession() as session,
+        ):
+            _, store, account_id, settings = await _setup(
+                fake, tmp_path, oauth={"client_id": "wrong-id", "client_secret": "wrong"}
+            )
+            creds = CredentialManager(session, store, settings)
+            with pytest.raises(OAuthClientRejected) as caught:
+                await creds.access_token(account_id)
+            assert "[oauth]" in str(caught.value) and "invalid_client" in str(caught.value)
+            assert not isinstance(caught.value, AccountRevoked)
+            assert "wrong" not in str(caught.value).replace("wrong-", "")  # no secret
+
+    run(scenario())
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        '{"access_token": "ya29.x", "expires_in": "soon"}',
+        '{"access_token": "ya29.x", "expires_in": true}',
+        '{"access_token": "ya29.x", "expires_in": -5}',
+        '{"access_token": "ya29.x", "expires_in": Infinity}',
+        '{"access_token": "", "expires_in": 3599}',
+        '{"expires_in": 3599}',
+        '["ya29.x"]',
+        "not json ya29.x",
+    ],
+)
+def test_a_malformed_token_answer_is_a_transient_token_endpoint_failure(
+    tmp_path: Path, answer: str
+) -> None:
+    async def scenario() -> None:
+        async with FakeUpstream() as fake, aiohttp.ClientSession() as session:
+            _, store, account_id, settings = await _setup(fake, tmp_path)
+            creds = CredentialManager(session, store, settings)
+            fake.script_token("a", [error(200, answer)])
+            with pytest.raises(CredentialsUnavailable) as caught:
+                await creds.access_token(account_id)
+            assert "malformed" in str(caught.value) and "ya29.x" not in str(caught.value)
+            assert await creds.access_token(account_id)  # the next answer is fine
+
+    run(scenario())
+
+
+def test_a_token_answer_with_a_numeric_string_expires_in_is_accepted(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with FakeUpstream() as fake, aiohttp.ClientSession() as session:
+            _, store, account_id, settings = await _setup(fake, tmp_path)
+            clock = Clock()
+            creds = CredentialManager(session, store, settings, monotonic=clock)
+            fake.script_token("a", [error(200, '{"access_token": "ya29.x", "expires_in": "120"}')])
+            assert await creds.access_token(account_id) == "ya29.x"
+            clock.t += 59
+            assert await creds.access_token(account_id) == "ya29.x"
+            clock.t += 2
+            assert await creds.access_token(account_id) != "ya29.x"
+
+    run(scenario())
+
+
+def test_after_a_token_endpoint_timeout_other_refreshes_fail_at_once_for_a_while(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        async with FakeUpstream() as fake, aiohttp.ClientSession() as session:
+            _, store, first, settings = await _setup(
+                fake, tmp_path, upstream={"token_timeout_s": 0.2, "token_down_s": 30}
+            )
+            second = _add(fake, store, "b")
+            clock = Clock()
+            creds = CredentialManager(session, store, settings, monotonic=clock)
+            fake.script_token(None, [hang()])
+            started = asyncio.get_running_loop().time()
+            with pytest.raises(CredentialsUnavailable) as caught:
+                await creds.access_token(first)
+            assert asyncio.get_running_loop().time() - started < 1.0
+            assert "did not answer within 0.2 s" in str(caught.value)
+            with pytest.raises(CredentialsUnavailable) as fast:
+                await creds.access_token(second)
+            assert "no new token refresh is tried for 30 s" in str(fast.value)
+            assert len(fake.requests(path="/token")) == 1  # failed at once, nothing sent
+            clock.t += 31
+            assert await creds.access_token(second)  # tried again after the pause
+
+    run(scenario())
+
+
+def test_a_token_endpoint_that_answers_ends_the_pause_for_everyone(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with FakeUpstream() as fake, aiohttp.ClientSession() as session:
+            _, store, first, settings = await _setup(
+                fake, tmp_path, upstream={"token_timeout_s": 0.5, "token_down_s": 30}
+            )
+            second = _add(fake, store, "b")
+            creds = CredentialManager(session, store, settings)
+            fake.script_token("a", [hang()])
+            late = error(200, '{"access_token": "ya29.b", "expires_in": 1e9}', latency=0.25)
+            fake.script_token("b", [late])
+            hanging = asyncio.ensure_future(creds.access_token(first))
+            await asyncio.sleep(0.4)
+            # b's refresh started before a's timed out (0.5 s) and is answered after it
+            assert await creds.access_token(second) == "ya29.b"
+            with pytest.raises(CredentialsUnavailable):
+                await hanging
+            assert await creds.access_token(first)  # the endpoint answers: no pause
 
     run(scenario())

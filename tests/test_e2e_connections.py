@@ -115,7 +115,8 @@ def test_a_client_that_trickles_its_body_gets_408_and_is_closed_after_body_timeo
             connection(served) as (reader, writer),
         ):
             writer.write(
-                b"POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                b"POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                b"Content-Type: application/json\r\n"
                 b"Content-Length: 100000\r\n\r\n{"
             )
             took, received = await closed_by_server(reader, writer, b" ")

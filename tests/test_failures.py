@@ -391,6 +391,7 @@ def test_every_failure_kind_from_an_upstream_answer_has_a_row() -> None:
         K.EMPTY_RESPONSE,
         K.STREAM_BROKEN,
         K.CREDENTIALS_UNAVAILABLE,
+        K.CONFIGURATION,
     }
     assert {kind for _, _, kind in CLASSIFICATION} == set(FailureKind) - not_from_an_answer
 

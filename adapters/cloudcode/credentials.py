@@ -1,12 +1,22 @@
 """Access tokens and projects for Cloud Code accounts.
 
 One token refresh at a time per account (concurrent requests share the flight); the cache
-honours `expires_in` (refreshing a minute early). `invalid_grant` (or `invalid_client`) from
-the token endpoint means the refresh token is revoked: `AccountRevoked`. A token-endpoint 5xx,
-timeout or network error is transient (`CredentialsUnavailable`) and never invalidates an
-account. Projects come from the stored managed project, else loadCodeAssist (and the
-onboarding long-running operation when the account has none), else the default project.
-Secrets never appear in exception messages or logs.
+honours `expires_in` (refreshing a minute early). What the token endpoint says decides whose
+fault a failed refresh is:
+
+- `invalid_grant`: this account's refresh token is revoked (`AccountRevoked`).
+- `invalid_client` or `unauthorized_client` (or `invalid_request` with no OAuth client
+  configured): the proxy's [oauth] client is wrong, no account is at fault
+  (`OAuthClientRejected`, a configuration error).
+- a 5xx, a network error, a timeout (`[upstream] token_timeout_s`) or a malformed 200 answer:
+  the token endpoint is failing, transiently (`CredentialsUnavailable`), never an account's
+  fault. After a timeout the endpoint counts as down for `[upstream] token_down_s`: refreshes
+  fail at once meanwhile (cached tokens still serve), so that a request does not wait one
+  timeout per account.
+
+Projects come from the stored managed project, else loadCodeAssist (and the onboarding
+long-running operation when the account has none), else the default project. Secrets never
+appear in exception messages or logs.
 """
 
 from __future__ import annotations
@@ -14,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -22,12 +33,13 @@ from typing import Any, Protocol
 import aiohttp
 
 from adapters.config import Settings
-from adapters.store_sqlite import Credentials
+from adapters.store_sqlite import Credentials, SQLiteStore
 
 log = logging.getLogger("interlock.credentials")
 
 DEFAULT_PROJECT = "rising-fact-p41fc"
 EARLY_REFRESH_S = 60.0
+DEFAULT_EXPIRES_S = 3600.0  # a token answer without expires_in
 CLIENT_METADATA = {"ideType": 9, "platform": 3, "pluginType": 2}
 ONBOARD_POLLS = 10
 ONBOARD_POLL_S = 5.0
@@ -45,9 +57,58 @@ class CredentialsUnavailable(CredentialError):
     """The token endpoint could not be reached or failed transiently."""
 
 
+class OAuthClientRejected(CredentialError):
+    """The token endpoint refuses the proxy's OAuth client ([oauth] client_id, client_secret):
+    a configuration error that no account and no retry can fix."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+OAUTH_FIX = (
+    "check [oauth] client_id and client_secret in the configuration file "
+    "(or INTERLOCK_OAUTH_CLIENT_ID / INTERLOCK_OAUTH_CLIENT_SECRET) and restart interlock"
+)
+
+
 class CredentialSource(Protocol):
     def credentials(self, account_id: str) -> Credentials: ...
     def set_managed_project(self, account_id: str, project: str) -> None: ...
+
+
+def oauth_client_missing(settings: Settings, store: SQLiteStore) -> str | None:
+    """What to warn about at start when accounts sign in with refresh tokens but [oauth] lacks
+    the client id or secret that refreshing them needs (None: nothing to say)."""
+    oauth = settings.oauth
+    missing = [
+        key
+        for key, value in (
+            ("client_id", oauth.client_id),
+            ("client_secret", oauth.client_secret and oauth.client_secret.get_secret_value()),
+        )
+        if not value
+    ]
+    if not missing:
+        return None
+    needing = [
+        a.id for a in store.accounts() if a.enabled and store.credentials(a.id).refresh_token
+    ]
+    if not needing:
+        return None
+    envs = " and ".join(f"INTERLOCK_OAUTH_{key.upper()}" for key in missing)
+    return (
+        f"[oauth] {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set, but "
+        f"{len(needing)} account(s) need it to refresh their access tokens: requests will fail "
+        f"with an error naming [oauth] (set it in the configuration file, or {envs})"
+    )
+
+
+def warn_if_oauth_client_missing(settings: Settings, store: SQLiteStore, *, sandbox: bool) -> None:
+    """Log `oauth_client_missing` at start; sandbox mode's fake token endpoint needs no client."""
+    problem = None if sandbox else oauth_client_missing(settings, store)
+    if problem:
+        log.warning("%s", problem)
 
 
 @dataclass
@@ -74,6 +135,8 @@ class CredentialManager:
         self._tokens: dict[str, _Token] = {}
         self._flights: dict[str, asyncio.Future[str]] = {}
         self._projects: dict[str, str] = {}
+        self._down_until: float | None = None  # the token endpoint timed out: fail fast until
+        self._client_refused = False  # said once in the log, until a refresh succeeds
         self.refreshes = 0
 
     # tokens -------------------------------------------------------------------------------
@@ -88,12 +151,34 @@ class CredentialManager:
             return cached.value
         flight = self._flights.get(account_id)
         if flight is None:
+            self._check_down()
             flight = asyncio.ensure_future(self._refresh(account_id, creds.refresh_token))
             self._flights[account_id] = flight
-            flight.add_done_callback(lambda _: self._flights.pop(account_id, None))
-            # a failure nobody awaits any more (waiters cancelled at shutdown) is not logged
-            flight.add_done_callback(lambda done: done.cancelled() or done.exception())
+            flight.add_done_callback(lambda done: self._landed(account_id, done))
         return await asyncio.shield(flight)
+
+    def _landed(self, account_id: str, flight: asyncio.Future[str]) -> None:
+        """A refresh ended: forget the flight and consume its outcome, so that a refresh whose
+        callers have all gone (the client left, the proxy stops) leaves no "exception was never
+        retrieved" behind."""
+        if self._flights.get(account_id) is flight:
+            del self._flights[account_id]
+        if not flight.cancelled():
+            flight.exception()
+
+    def _check_down(self) -> None:
+        """Fail at once while the token endpoint counts as down (it timed out recently)."""
+        if self._down_until is None:
+            return
+        left = self._down_until - self._now()
+        if left <= 0:
+            self._down_until = None
+            return
+        timeout = self._settings.upstream.token_timeout_s
+        raise CredentialsUnavailable(
+            f"the OAuth token endpoint did not answer within {timeout:g} s; "
+            f"no new token refresh is tried for {math.ceil(left):d} s"
+        )
 
     def forget(self, account_id: str) -> None:
         """Drop the cached token (after a 401) so the next call refreshes."""
@@ -108,32 +193,72 @@ class CredentialManager:
             "grant_type": "refresh_token",
         }
         self.refreshes += 1
-        timeout = aiohttp.ClientTimeout(total=30, connect=self._settings.upstream.connect_timeout_s)
+        up = self._settings.upstream
+        timeout = aiohttp.ClientTimeout(
+            total=up.token_timeout_s, connect=min(up.connect_timeout_s, up.token_timeout_s)
+        )
         try:
-            async with self._session.post(
-                self._settings.upstream.token_url, data=form, timeout=timeout
-            ) as response:
+            async with self._session.post(up.token_url, data=form, timeout=timeout) as response:
                 text = await response.text()
                 status = response.status
-        except (aiohttp.ClientError, TimeoutError) as err:
+        except TimeoutError:
+            if up.token_down_s > 0:
+                self._down_until = self._now() + up.token_down_s
+            log.warning(
+                "the token endpoint did not answer within %g s (refreshing %s); token refreshes "
+                "fail at once for %g s",
+                up.token_timeout_s,
+                account_id,
+                up.token_down_s,
+            )
+            raise CredentialsUnavailable(
+                f"the OAuth token endpoint did not answer within {up.token_timeout_s:g} s"
+            ) from None
+        except aiohttp.ClientError as err:
             log.warning(
                 "token refresh for %s failed transiently: %s", account_id, type(err).__name__
             )
             raise CredentialsUnavailable(
-                f"token endpoint unreachable ({type(err).__name__})"
+                f"the OAuth token endpoint is unreachable ({type(err).__name__})"
             ) from None
+        self._down_until = None  # it answers
         body = _json(text)
-        error = str(body.get("error", "")) if isinstance(body, dict) else ""
-        if status == 200 and isinstance(body, dict) and isinstance(body.get("access_token"), str):
-            expires_in = float(body.get("expires_in") or 3600)
-            token = _Token(body["access_token"], self._now() + expires_in)
+        if status == 200:
+            value, lifetime = _token_of(body)
+            if value is None:
+                log.warning(
+                    "the token endpoint's answer for %s is malformed (%s)", account_id, lifetime
+                )
+                raise CredentialsUnavailable(
+                    f"the OAuth token endpoint's answer is malformed ({lifetime})"
+                )
+            token = _Token(value, self._now() + float(lifetime))
+            self._client_refused = False
             self._tokens[account_id] = token
             return token.value
-        if error in ("invalid_grant", "invalid_client", "unauthorized_client"):
+        error = str(body.get("error", "")) if isinstance(body, dict) else ""
+        if error == "invalid_grant":
             log.warning("refresh token of %s is revoked (%s)", account_id, error)
             raise AccountRevoked(f"token refresh failed: {error}")
+        missing = [key for key, value in form.items() if key.startswith("client_") and not value]
+        if error in ("invalid_client", "unauthorized_client") or (
+            error == "invalid_request" and missing
+        ):
+            what = (
+                f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not configured"
+                if missing
+                else f"Google refused the OAuth client ({error})"
+            )
+            level = logging.DEBUG if self._client_refused else logging.ERROR
+            self._client_refused = True
+            log.log(level, "token refresh for %s: %s; %s", account_id, what, OAUTH_FIX)
+            raise OAuthClientRejected(
+                f"interlock's OAuth client cannot refresh access tokens: {what}; {OAUTH_FIX}. "
+                "No account was changed.",
+                status,
+            )
         log.warning("token refresh for %s failed with HTTP %s", account_id, status)
-        raise CredentialsUnavailable(f"token endpoint answered HTTP {status}")
+        raise CredentialsUnavailable(f"the OAuth token endpoint answered HTTP {status}")
 
     # projects -----------------------------------------------------------------------------
     async def project(self, account_id: str, token: str) -> str:
@@ -202,6 +327,28 @@ class CredentialManager:
                 return answer if isinstance(answer, dict) else None
         except (aiohttp.ClientError, TimeoutError):
             return None
+
+
+def _token_of(body: Any) -> tuple[str, float] | tuple[None, str]:
+    """The access token and its lifetime (s) in a 200 answer; else None and what is wrong, in
+    words of ours (never the answer's text: it may hold a token)."""
+    if not isinstance(body, dict):
+        return None, "not a JSON object"
+    value = body.get("access_token")
+    if not isinstance(value, str) or not value:
+        return None, "no access_token"
+    expires = body.get("expires_in")
+    if expires is None:
+        return value, DEFAULT_EXPIRES_S
+    if isinstance(expires, bool) or not isinstance(expires, int | float | str):
+        return None, "expires_in is not a number"
+    try:
+        seconds = float(expires)
+    except ValueError:
+        return None, "expires_in is not a number"
+    if not math.isfinite(seconds) or seconds < 0:
+        return None, "expires_in is not a number of seconds"
+    return value, seconds
 
 
 def _json(text: str) -> Any:

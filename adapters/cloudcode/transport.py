@@ -27,6 +27,7 @@ from adapters.cloudcode.credentials import (
     AccountRevoked,
     CredentialManager,
     CredentialsUnavailable,
+    OAuthClientRejected,
 )
 from adapters.cloudcode.errors import clamp_resets
 from adapters.cloudcode.facts import (
@@ -139,6 +140,12 @@ class CloudCodeTransport:
             project = await self._credentials.project(send.account, token)
         except AccountRevoked as err:
             facts = UpstreamFacts(kind=FailureKind.AUTH_REVOKED, status=401, message=str(err))
+            yield UpstreamFailed(facts=facts, wall=self._wall())
+            return
+        except OAuthClientRejected as err:  # the proxy's configuration, no account's fault
+            facts = UpstreamFacts(
+                kind=FailureKind.CONFIGURATION, status=err.status, message=str(err)
+            )
             yield UpstreamFailed(facts=facts, wall=self._wall())
             return
         except CredentialsUnavailable as err:  # the token endpoint, not the upstream

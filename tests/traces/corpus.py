@@ -55,7 +55,7 @@ from engine.events import (
     UpstreamFailed,
     UpstreamUnreachable,
 )
-from engine.failures import UpstreamFacts
+from engine.failures import FailureKind, UpstreamFacts
 from engine.machine import Engine
 from engine.policy import load_policy
 from engine.pool import AccountPool
@@ -90,6 +90,13 @@ DOTTED = "gemini-3.1-pro-high"
 REVOKED = "Token revoked - re-authentication required"
 VERIFY = "Account requires verification"
 BANNED = "Account banned — Gemini disabled for Terms of Service violation"
+#: The token endpoint refused the proxy's OAuth client (invalid_client): its configuration.
+OAUTH_REFUSED = UpstreamFacts(
+    kind=FailureKind.CONFIGURATION,
+    status=401,
+    message="interlock's OAuth client cannot refresh access tokens: Google refused the OAuth "
+    "client (invalid_client); check [oauth] client_id and client_secret",
+)
 OUTCOME_KEYS = frozenset(
     {
         "ok",
@@ -1351,6 +1358,28 @@ SCENARIOS: list[Scenario] = [
         requests=_pair(0.0, 4.0),
         accounts=("A",),
         scripts={"A": [*[Answer(TOKEN_DOWN)] * 3, ok()]},
+    ),
+    Scenario(
+        "a-refused-oauth-client-fails-at-once-and-changes-nothing",
+        "the token endpoint refuses the proxy's OAuth client (invalid_client): the proxy's "
+        "configuration, not A's fault: r1 fails at once (no retry round, no other endpoint), "
+        "A is neither invalid nor rested and daily's breaker did not count it; r2 (the client "
+        "fixed) is served by A@daily (v1 marked every account revoked)",
+        {
+            "r1": refused(
+                500,
+                "api_error",
+                "A@daily",
+                failure="configuration",
+                rests=[],
+                invalidated=[],
+                ended_at=0.05,
+            ),
+            "r2": served("A@daily", rests=[], invalidated=[], ended_at=1.07),
+        },
+        requests=_pair(0.0, 1.0),
+        accounts=("A",),
+        scripts={"A": [error(OAUTH_REFUSED), ok()]},
     ),
     Scenario(
         "a-probe-whose-client-leaves-reopens-the-endpoint-for-the-next-request",
