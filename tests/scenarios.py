@@ -18,6 +18,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from engine.failures import FailureKind, UpstreamFacts
 from engine.policy import Policy, load_policy
 from engine.store import AccountRecord, CooldownRecord
 from tests import support as s
@@ -72,6 +73,11 @@ BODIES: dict[str, Body] = {
         _body("404", s.NOT_FOUND_404, TARGET),
         _body("400", s.BAD_400, CLIENT),
         _body("413", s.google(status=413, message="too large"), CLIENT),
+        _body(
+            "oauth client",  # the token endpoint refuses the proxy's OAuth client
+            UpstreamFacts(kind=FailureKind.CONFIGURATION, status=401, message="invalid_client"),
+            CLIENT,
+        ),
     )
 }
 
@@ -93,6 +99,7 @@ THEMES: dict[str, list[str]] = {
         "verify",
         "banned",
         "credentials",
+        "oauth client",
         "403",
         "404",
         "ok",
