@@ -31,7 +31,9 @@ def test_generation_requests_carry_the_antigravity_headers_and_envelope() -> Non
             assert body["model"] == "claude-opus-4-6-thinking"
             assert (body["userAgent"], body["requestType"]) == ("antigravity", "agent")
             assert body["requestId"].startswith("agent-") and body["project"]
-            assert body["request"]["sessionId"] == session
+            # per conversation (tests/test_session_ids.py), not the machine session
+            assert re.fullmatch(r"[0-9a-f-]{36}", body["request"]["sessionId"])
+            assert body["request"]["sessionId"] != session
             system = body["request"]["systemInstruction"]
             assert system["role"] == "user"
             assert system["parts"][0]["text"].startswith("You are Antigravity")

@@ -29,6 +29,7 @@ from adapters.cloudcode.credentials import (
     CredentialsUnavailable,
     OAuthClientRejected,
 )
+from adapters.cloudcode import session as conversations
 from adapters.cloudcode.errors import clamp_resets
 from adapters.cloudcode.facts import (
     facts_from_response,
@@ -114,10 +115,20 @@ class CloudCodeTransport:
         self._base_headers = antigravity_headers(settings.upstream)
 
     def session_id(self, account: str) -> str:
-        """One machine session id per account per process (seed §2.8)."""
+        """One machine session id per account per process (seed §2.8): the
+        `X-Machine-Session-Id` header. The body's `sessionId` is per conversation instead
+        (`conversation_session_id`)."""
         if account not in self._session_ids:
             self._session_ids[account] = f"{uuid.uuid4()}{int(self._wall() * 1000)}"
         return self._session_ids[account]
+
+    def conversation_session_id(
+        self, account: str, request: MessagesRequest, upstream_model: str
+    ) -> str:
+        """The body's `sessionId`: one per conversation and account (`.session`), so
+        that conversations sharing an account keep their own implicit prompt cache."""
+        key = conversations.conversation_key(request, upstream_model)
+        return conversations.session_id(account, key)
 
     def headers(self, token: str, model: str, account: str) -> dict[str, str]:
         headers = {
@@ -156,7 +167,7 @@ class CloudCodeTransport:
             context.request,
             upstream_model=send.model,
             project=project,
-            session_id=self.session_id(send.account),
+            session_id=self.conversation_session_id(send.account, context.request, send.model),
             request_id=request_id,
             signatures=self._signatures,
             system_instruction=IDENTITY,
