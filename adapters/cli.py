@@ -199,11 +199,12 @@ def _serve(args: argparse.Namespace) -> int:
                 "state": args.state,
                 "record": args.record,
                 "record_max_mb": args.record_max_mb,
+                "log_format": args.log_format,
             },
             "policy": policy,
         },
     )
-    serve.configure_logging(args.log_level)
+    serve.configure_logging(args.log_level, settings.server.log_format)
     try:
         return asyncio.run(
             serve.serve(settings, sandbox_accounts=args.accounts if args.sandbox else None)
@@ -313,6 +314,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop recording when the trace file reaches this size (default 256)",
     )
     sv.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    sv.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        help="text (default) or one JSON object per line ([server] log_format)",
+    )
     sv.set_defaults(func=_serve)
 
     fu = sub.add_parser(

@@ -23,7 +23,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
@@ -71,6 +71,8 @@ class ServerSettings(_Section):
     """A request body must arrive within this of its head (else 408, connection closed)."""
     max_connections: int = Field(256, ge=1, le=100_000)
     """Client connections served at once; more are answered 503 overloaded_error and closed."""
+    log_format: Literal["text", "json"] = "text"
+    """`json`: every log line is one JSON object (a request's line holds its fields as keys)."""
 
     @field_validator("allowed_hosts")
     @classmethod

@@ -27,6 +27,7 @@ from adapters import connections
 from adapters.cloudcode.credentials import warn_if_oauth_client_missing
 from adapters.config import Settings
 from adapters.fake_upstream import FakeUpstream
+from adapters.request_log import JsonFormatter
 from adapters.server import make_app
 from adapters.store_sqlite import Credentials, SQLiteStore, StateLock, default_path
 from engine.runner.ports import TraceSink
@@ -69,11 +70,15 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+def configure_logging(level: str, log_format: str = "text") -> None:
+    """Log to stderr at `level`: readable lines, or one JSON object per line (`json`)."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        JsonFormatter()
+        if log_format == "json"
+        else logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     )
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), handlers=[handler])
     logging.getLogger("transitions").setLevel(logging.WARNING)  # one line per callback otherwise
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 

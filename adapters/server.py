@@ -58,6 +58,7 @@ from adapters.http_log import http_log
 from adapters.json_body import decode_object
 from adapters.models import ModelCatalog, Resolution
 from adapters.models.catalog import Fetch
+from adapters.request_log import FIELDS, RequestLog, describe
 from adapters.store_sqlite import SQLiteStore
 from adapters.store_sync import StoreSync
 from adapters.trace.format import Header
@@ -91,6 +92,7 @@ class Proxy:
 
 
 PROXY = web.AppKey("proxy", Proxy)
+REQUEST_LOG = web.AppKey("request_log", RequestLog)
 REQUEST_ID = web.RequestKey("request_id", str)
 
 
@@ -222,15 +224,18 @@ async def messages(request: web.Request) -> web.StreamResponse:
     outcome = await proxy.runner.run(
         request_id, model, stream, client, context, client_model=parsed.model
     )
+    fields = request.app[REQUEST_LOG].finish(request_id, outcome)
     log.info(
-        "%s %s -> %s (%s) %s -> %s %s",
+        "%s %s -> %s (%s) %s -> %s %s %s",
         request_id,
         parsed.model,
-        model,
+        fields.get("served_model", model),
         resolved.via,
         "stream" if stream else "unary",
         outcome.status,
         outcome.error_type or "ok",
+        describe(fields),
+        extra={FIELDS: {**fields, "via": resolved.via}},
     )
     if client.response is None:  # the client left: answer nothing more
         return web.Response(status=499)
@@ -434,7 +439,10 @@ def make_app(
         trace_file = recorder = None
         if settings.server.record:
             trace_file, recorder = _start_recording(settings, pool, the_seed, the_clock.now())
-        observers = FanOut(recorder, sink, _StepObserver(on_step) if on_step else None)
+        app[REQUEST_LOG] = RequestLog()
+        observers = FanOut(
+            recorder, sink, app[REQUEST_LOG], _StepObserver(on_step) if on_step else None
+        )
         engine.on_step = observers.on_step if observers.targets else None
         counter = itertools.count(1)
         prefix = f"req-{int(time.time()):x}"

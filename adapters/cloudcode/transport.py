@@ -23,13 +23,13 @@ from typing import Any
 
 import aiohttp
 
+from adapters.cloudcode import session as conversations
 from adapters.cloudcode.credentials import (
     AccountRevoked,
     CredentialManager,
     CredentialsUnavailable,
     OAuthClientRejected,
 )
-from adapters.cloudcode import session as conversations
 from adapters.cloudcode.errors import clamp_resets
 from adapters.cloudcode.facts import (
     facts_from_response,
