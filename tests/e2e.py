@@ -20,7 +20,7 @@ from adapters.server import PROXY
 
 T = TypeVar("T")
 FAST_POLICY: dict[str, Any] = {
-    "capacity_backoff_tiers_ms": [10],
+    "capacity_backoff_tiers_ms": [2000],  # a rest outlasts the test: no timing races
     "max_capacity_retries": 1,
     "server_error_pause_ms": 0,
     "empty_retry_base_ms": 10,
