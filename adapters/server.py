@@ -31,6 +31,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from adapters.client_stream import (
     NO_RETRY_STATUSES,
@@ -56,6 +57,7 @@ from adapters.convert.anthropic import (
 from adapters.convert.signatures import SignatureCache
 from adapters.http_log import http_log
 from adapters.json_body import decode_object
+from adapters.metrics import Metrics
 from adapters.models import ModelCatalog, Resolution
 from adapters.models.catalog import Fetch
 from adapters.request_log import FIELDS, RequestLog, describe
@@ -93,6 +95,7 @@ class Proxy:
 
 PROXY = web.AppKey("proxy", Proxy)
 REQUEST_LOG = web.AppKey("request_log", RequestLog)
+METRICS = web.AppKey("metrics", Metrics)
 REQUEST_ID = web.RequestKey("request_id", str)
 
 
@@ -221,9 +224,12 @@ async def messages(request: web.Request) -> web.StreamResponse:
         retry_limit_s=proxy.settings.server.client_retry_limit_s,
     )
     context = RequestContext(request=parsed, client_model=parsed.model, stream=stream)
-    outcome = await proxy.runner.run(
-        request_id, model, stream, client, context, client_model=parsed.model
-    )
+    try:
+        outcome = await proxy.runner.run(
+            request_id, model, stream, client, context, client_model=parsed.model
+        )
+    finally:
+        request.app[METRICS].forget(request_id)  # a run that raised never finished
     fields = request.app[REQUEST_LOG].finish(request_id, outcome)
     log.info(
         "%s %s -> %s (%s) %s -> %s %s %s",
@@ -373,6 +379,13 @@ async def accounts(request: web.Request) -> web.Response:
     return web.json_response({"accounts": _account_rows(request.app[PROXY])})
 
 
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text format (needs the API key when one is configured, as every route)."""
+    return web.Response(
+        body=request.app[METRICS].exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST}
+    )
+
+
 async def quiet(request: web.Request) -> web.Response:
     await request.read()
     return web.json_response({"status": "ok"})
@@ -441,7 +454,11 @@ def make_app(
             trace_file, recorder = _start_recording(settings, pool, the_seed, the_clock.now())
         app[REQUEST_LOG] = RequestLog()
         observers = FanOut(
-            recorder, sink, app[REQUEST_LOG], _StepObserver(on_step) if on_step else None
+            recorder,
+            sink,
+            app[REQUEST_LOG],
+            _StepObserver(on_step) if on_step else None,
+            app[METRICS],
         )
         engine.on_step = observers.on_step if observers.targets else None
         counter = itertools.count(1)
@@ -465,6 +482,7 @@ def make_app(
             monotonic=the_clock.now,
         )
         catalog.start()  # in the background: startup never waits for the upstream
+        app[METRICS].watch_pool(pool, the_clock.now, catalog.names)
         app[PROXY] = Proxy(
             settings,
             store,
@@ -482,6 +500,7 @@ def make_app(
         if trace_file is not None:
             trace_file.close()
 
+    app[METRICS] = Metrics()
     app.cleanup_ctx.append(lifecycle)
     app.router.add_post("/v1/messages", messages)
     app.router.add_post("/v1/messages/count_tokens", count_tokens)
@@ -489,6 +508,7 @@ def make_app(
     app.router.add_get("/v1/models/{model_id}", model)
     app.router.add_get("/health", health)
     app.router.add_get("/accounts", accounts)
+    app.router.add_get("/metrics", metrics)
     for path in PROBES:  # aiohttp answers HEAD from the GET route
         app.router.add_get(path, root)
     for path in QUIET_SINKS:
