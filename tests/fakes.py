@@ -41,6 +41,11 @@ def error(facts: UpstreamFacts, **kw: Any) -> Answer:
     return Answer("error", facts=facts, **kw)
 
 
+OPENED_ERROR = "opened-error"  # a 2xx stream that carries an error object before any content
+OPENED_SILENT = "opened-silent"  # a 2xx stream that never sends anything
+TOKEN_DOWN = "token-endpoint-down"  # the token endpoint failed transiently (HTTP 503)
+
+
 class ScriptedTransport:
     """Answers attempts from per-account scripts (a list consumed in order; the last answer
     repeats). Logs every attempt as (virtual time, request attempt no, account, endpoint)."""
@@ -55,9 +60,13 @@ class ScriptedTransport:
         script = self.scripts.setdefault(account, [ok()])
         return script.pop(0) if len(script) > 1 else script[0]
 
+    def _answer(self, send: SendAttempt) -> Answer:
+        """The scripted answer for this attempt (per account here; subclasses choose)."""
+        return self._next(send.account)
+
     async def attempt(self, send: SendAttempt, payload: Any) -> AsyncIterator[Event]:
         self.log.append((round(self.clock.now(), 6), send.account, send.endpoint))
-        answer = self._next(send.account)
+        answer = self._answer(send)
         try:
             await asyncio.sleep(answer.delay)
             if answer.kind == "error":
@@ -67,9 +76,20 @@ class ScriptedTransport:
             if answer.kind == "unreachable":
                 yield UpstreamUnreachable(reason="connection refused")
                 return
+            if answer.kind == TOKEN_DOWN:
+                yield UpstreamUnreachable(
+                    reason="token endpoint answered HTTP 503", credentials=True
+                )
+                return
             if answer.kind == "hang":
                 await asyncio.sleep(10**9)
             yield StreamOpened()
+            if answer.kind == OPENED_SILENT:
+                await asyncio.Event().wait()  # until cancelled
+            if answer.kind == OPENED_ERROR:
+                assert answer.facts is not None
+                yield UpstreamFailed(facts=answer.facts, wall=self.clock.wall())
+                return
             if answer.kind == "empty":
                 yield StreamEnded()
                 return

@@ -38,7 +38,6 @@ from __future__ import annotations
 import asyncio
 import random
 import sys
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,22 +45,22 @@ from typing import Any
 from adapters.trace.format import Header, Trace, parse_lines
 from adapters.trace.recorder import TraceRecorder
 from engine.effects import SendAttempt
-from engine.events import (
-    ContentReceived,
-    Event,
-    StreamBroken,
-    StreamEnded,
-    StreamOpened,
-    UpstreamFailed,
-    UpstreamUnreachable,
-)
 from engine.failures import FailureKind, UpstreamFacts
 from engine.machine import Engine
 from engine.policy import load_policy
 from engine.pool import AccountPool
 from engine.runner import Runner, VirtualClock
 from engine.store import AccountRecord, CooldownRecord
-from tests.fakes import Answer, RecordingClient, ScriptedTransport, error, ok
+from tests.fakes import (
+    OPENED_ERROR,
+    OPENED_SILENT,
+    TOKEN_DOWN,
+    Answer,
+    RecordingClient,
+    ScriptedTransport,
+    error,
+    ok,
+)
 from tests.support import (
     AUTH_401,
     BAD_400,
@@ -165,9 +164,6 @@ def disabled(account: str) -> AccountRecord:
 
 
 # upstream answers (tests.fakes.Answer, plus two kinds of our own) ---------------------------------
-OPENED_ERROR = "opened-error"  # a 2xx stream that carries an error object before any content
-OPENED_SILENT = "opened-silent"  # a 2xx stream that never sends anything
-TOKEN_DOWN = "token-endpoint-down"  # the token endpoint failed transiently (HTTP 503)
 
 
 def in_stream(facts: UpstreamFacts, **kw: Any) -> Answer:
@@ -214,46 +210,6 @@ class CorpusTransport(ScriptedTransport):
             return unreachable()
         target = f"{send.account}@{send.endpoint}"
         return self._next(target if target in self.scripts else send.account)
-
-    async def attempt(self, send: SendAttempt, payload: Any) -> AsyncIterator[Event]:
-        self.log.append((round(self.clock.now(), 6), send.account, send.endpoint))
-        answer = self._answer(send)
-        try:
-            await asyncio.sleep(answer.delay)
-            if answer.kind == "error":
-                assert answer.facts is not None
-                yield UpstreamFailed(facts=answer.facts, wall=self.clock.wall())
-                return
-            if answer.kind == "unreachable":
-                yield UpstreamUnreachable(reason="connection refused")
-                return
-            if answer.kind == TOKEN_DOWN:
-                yield UpstreamUnreachable(
-                    reason="token endpoint answered HTTP 503", credentials=True
-                )
-                return
-            if answer.kind == "hang":
-                await asyncio.sleep(10**9)
-            yield StreamOpened()
-            if answer.kind == OPENED_SILENT:
-                await asyncio.Event().wait()  # until cancelled
-            if answer.kind == OPENED_ERROR:
-                assert answer.facts is not None
-                yield UpstreamFailed(facts=answer.facts, wall=self.clock.wall())
-                return
-            if answer.kind == "empty":
-                yield StreamEnded()
-                return
-            for i in range(answer.chunks):
-                yield ContentReceived(content=f"chunk{i}")
-                await asyncio.sleep(answer.gap)
-            if answer.kind == "drop":
-                yield StreamBroken(reason="connection reset")
-                return
-            yield StreamEnded()
-        except asyncio.CancelledError:
-            self.cancelled += 1
-            raise
 
 
 # expectations -------------------------------------------------------------------------------------
