@@ -191,9 +191,8 @@ def drop(chunks: int) -> Answer:
 
 
 class CorpusTransport(ScriptedTransport):
-    """`ScriptedTransport` with scripts per target ("A@daily", else per account "A"), an outage
-    window, an error inside an opened stream, an opened stream that stays silent, and a token
-    endpoint outage."""
+    """`ScriptedTransport` with scripts per target ("A@daily", else per account "A") and an
+    outage window (every attempt refused meanwhile)."""
 
     def __init__(
         self,
