@@ -10,6 +10,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from adapters.cloudcode.errors import GoogleError, GoogleReset, ResetSource, to_facts
+from engine.bounds import step_bound
 from engine.effects import (
     CancelAttempt,
     CancelTimer,
@@ -229,6 +230,18 @@ class World:
             return self.handle(request, UpstreamUnreachable(reason="connection refused"))
         assert isinstance(outcome, Event)
         return self.handle(request, outcome)
+
+    def drive(self, request: Request, outcome: Event | UpstreamFacts | str) -> None:
+        """Answer every attempt with `outcome` and fire every timer until the request ends
+        (bounded: a request that does not end within its step bound fails the test)."""
+        for _ in range(step_bound(self.policy, len(self.pool)) + 1):
+            if request.outcome is not None:
+                return
+            if request.wait_until is not None:
+                self.fire_timer(request)
+            else:
+                self.answer(request, outcome)
+        raise AssertionError("the request did not end within its step bound")
 
     def finish_stream(self, request: Request) -> None:
         self.handle(request, StreamEnded())

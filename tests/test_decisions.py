@@ -126,11 +126,7 @@ def test_capacity_exhaustion_rests_only_the_target_and_the_next_target_is_tried_
 def test_capacity_on_the_only_target_climbs_the_tiers_within_the_wait_budget() -> None:
     world = World(["A"], endpoints=("daily",))
     request = world.open()
-    while request.outcome is None:
-        if request.wait_until is not None:
-            world.fire_timer(request)
-        else:
-            world.answer(request, capacity(503))
+    world.drive(request, capacity(503))
     assert [t for t, _, _ in world.attempts()] == [0.0, 5.0, 15.0, 35.0, 65.0]
     outcome = request.outcome
     assert (outcome.status, outcome.error_type, outcome.retry_after_s) == (
@@ -201,11 +197,7 @@ def test_a_short_rate_limit_moves_the_request_to_another_account_at_once() -> No
 def test_endless_short_rate_limits_on_the_only_account_end_in_a_bounded_429() -> None:
     world = World(["A"], endpoints=("daily",))
     request = world.open()
-    while request.outcome is None:
-        if request.wait_until is not None:
-            world.fire_timer(request)
-        else:
-            world.answer(request, rate_limit_429(3000))
+    world.drive(request, rate_limit_429(3000))
     times = [t for t, _, _ in world.attempts()]
     assert times[:4] == [0.0, 3.0, 6.0, 9.0]  # each stated reset waited out, no longer
     assert len(times) <= request.engine.policy.max_failed_sends(1)
@@ -265,8 +257,7 @@ def test_a_transient_401_refreshes_the_token_once_and_retries_the_same_endpoint(
 def test_a_401_after_a_refresh_invalidates_the_account_and_when_none_is_left_says_so() -> None:
     world = World(["A", "B"])
     request = world.open()
-    while request.outcome is None:
-        world.answer(request, AUTH_401)
+    world.drive(request, AUTH_401)
     assert world.attempts() == [(0.0, "A", "daily")] * 2 + [(0.0, "B", "daily")] * 2
     assert world.pool.account("A").invalid_reason == "Authentication failed after a token refresh"
     assert (request.outcome.status, request.outcome.retryable) == (500, False)
@@ -374,11 +365,7 @@ def test_the_first_content_commits_and_every_content_is_relayed_once() -> None:
 def test_an_empty_stream_tries_every_other_target_first_then_retry_rounds_then_overloaded() -> None:
     world = World(["A"])
     request = world.open()
-    while request.outcome is None:
-        if request.wait_until is not None:
-            world.fire_timer(request)
-        else:
-            world.answer(request, "empty")
+    world.drive(request, "empty")
     assert world.attempts() == [
         (0.0, "A", "daily"),
         (0.0, "A", "prod"),
@@ -435,11 +422,7 @@ def test_an_error_object_inside_a_stream_before_content_is_handled_like_an_error
 def test_attempts_are_bounded_by_max_retries_or_accounts_plus_one_on_each_endpoint() -> None:
     world = World(["A", "B"], max_wait_before_error_ms=0, breaker={"failures_to_open": 100})
     request = world.open()
-    while request.outcome is None:
-        if request.wait_until is not None:
-            world.fire_timer(request)
-        else:
-            world.answer(request, "unreachable")
+    world.drive(request, "unreachable")
     assert request.attempts == len(world.attempts()) == 4  # each target once (no pause fits)
     outcome = request.outcome
     assert (outcome.status, outcome.error_type, outcome.failure) == (
@@ -452,11 +435,7 @@ def test_attempts_are_bounded_by_max_retries_or_accounts_plus_one_on_each_endpoi
 def test_retry_rounds_stop_at_max_retries_or_accounts_plus_one_on_each_endpoint() -> None:
     world = World(["A", "B"], breaker={"failures_to_open": 100}, max_retry_rounds=10)
     request = world.open()
-    while request.outcome is None:
-        if request.wait_until is not None:
-            world.fire_timer(request)
-        else:
-            world.answer(request, "unreachable")
+    world.drive(request, "unreachable")
     assert request.attempts == len(world.attempts()) == 10  # max(5, 3) * 2 endpoints
 
 
@@ -565,11 +544,7 @@ def test_the_endpoint_budget_refills_with_time() -> None:
 def test_after_max_rate_limit_retries_on_one_account_the_request_gives_it_up() -> None:
     world = World(["A"], endpoints=("daily",), max_rate_limit_retries=1, max_retry_rounds=0)
     request = world.open()
-    while request.outcome is None:
-        if request.wait_until is not None:
-            world.fire_timer(request)
-        else:
-            world.answer(request, rate_limit_429(1000))
+    world.drive(request, rate_limit_429(1000))
     assert world.attempts() == [(0.0, "A", "daily"), (1.0, "A", "daily")]
     assert request.outcome.status == 429
 

@@ -4,7 +4,6 @@ of §1.9; the assertions are ours."""
 
 from __future__ import annotations
 
-from engine.bounds import step_bound
 from engine.events import ContentReceived, StreamBroken, StreamOpened
 from tests.support import (
     AUTH_401,
@@ -21,19 +20,6 @@ from tests.support import (
 )
 
 
-def drive(world: World, request, answer) -> None:  # type: ignore[no-untyped-def]
-    """Answer every attempt with `answer` and fire every timer, until the request ends
-    (bounded: a request that does not end fails the test)."""
-    for _ in range(step_bound(world.policy, len(world.pool)) + 1):
-        if request.outcome is not None:
-            return
-        if request.wait_until is not None:
-            world.fire_timer(request)
-        else:
-            world.answer(request, answer)
-    raise AssertionError("the request did not end within its step bound")
-
-
 def test_1_subsecond_resets_no_longer_spin_on_one_account_forever() -> None:
     # JS: 429 retryDelay 0.5 s forever -> 24 calls in 12 s on A, B never tried, never ends.
     world = World(["A", "B"])
@@ -47,7 +33,7 @@ def test_2_short_limits_no_longer_double_forever_on_one_account() -> None:
     # JS: retryDelay 3 s -> waits 3, 6, 12, 24 s ... on A while B sat idle.
     world = World(["A", "B"])
     request = world.open()
-    drive(world, request, rate_limit_429(3000))
+    world.drive(request, rate_limit_429(3000))
     assert [a for _, a, _ in world.attempts()][:2] == ["A", "B"]
     assert world.attempts()[1][0] == 0.0
     assert request.outcome is not None and request.outcome.status == 429
@@ -75,7 +61,7 @@ def test_4_waiting_for_short_pool_resets_is_counted_and_bounded() -> None:
     # JS: "all rate-limited, wait" iterations are uncounted: no bound on the request's duration.
     world = World(["A"], strategy="sticky", max_pool_waits=2, endpoints=("daily",))
     request = world.open()
-    drive(world, request, rate_limit_429(30_000))  # every answer: rest A 30 s
+    world.drive(request, rate_limit_429(30_000))  # every answer: rest A 30 s
     assert request.pool_waits == 2 and len(world.attempts()) == 3
     assert request.outcome is not None and request.outcome.status == 429
     assert request.outcome.retry_after_s == 30
@@ -86,7 +72,7 @@ def test_5_capacity_429s_never_escalate_into_a_two_hour_quota_lock() -> None:
     # JS: 429 MODEL_CAPACITY_EXHAUSTED x 6 -> A locked 2 h (classified as quota).
     world = World(["A", "B"])
     request = world.open()
-    drive(world, request, capacity(429))
+    world.drive(request, capacity(429))
     assert world.pool.cooldown("A", MODEL, world.now) is None  # the account never rests
     rest = world.pool.rest("A", MODEL, "daily", world.now)
     assert rest is not None and rest.until - world.now <= 60.0  # at most the top tier

@@ -363,6 +363,33 @@ def _after_outage(answer: Answer) -> dict[str, list[Answer]]:
     return {"A": [*[unreachable()] * 4, answer]}
 
 
+def _after_spent_budget(
+    name: str, note: str, answer: Answer, *, failure: str, retry_after_s: int, ended_at: float
+) -> Scenario:
+    """r1 (at 0) is the outage that spends both endpoints' budgets (`OUTAGE_R1`); r2 (at 4 s)
+    gets `answer` on its first attempt on each endpoint, which cost no token, and is refused
+    with 529 once a retry would need a token (`failure`, `retry_after_s`, `ended_at`)."""
+    r2 = refused(
+        529,
+        "overloaded_error",
+        "A@daily",
+        "A@prod",
+        failure=failure,
+        retry_after_s=retry_after_s,
+        message_has=BUDGET_SPENT,
+        ended_at=ended_at,
+    )
+    return Scenario(
+        name,
+        note,
+        {"r1": OUTAGE_R1, "r2": r2},
+        requests=_pair(0.0, 4.0),
+        accounts=("A",),
+        scripts=_after_outage(answer),
+        policy=SPENT_BUDGET,
+    )
+
+
 def _daily_refusing() -> tuple[dict[str, dict[str, Any]], tuple[Incoming, ...]]:
     """100 sequential requests, one a second, `daily` refusing, `prod` healthy (sticky: A).
 
@@ -651,28 +678,15 @@ SCENARIOS: list[Scenario] = [
         scripts={"A": [unreachable()]},
         policy=SPENT_BUDGET,
     ),
-    Scenario(
+    _after_spent_budget(
         "capacity-exhaustion-is-not-retried-on-endpoints-whose-retry-budget-an-outage-spent",
         "r1 spends both endpoints' budgets; r2 (at 4 s) may still make its first attempts (a "
         "first attempt never costs a token): capacity on both; a retry would cost a token ~97 s "
         "away: 529 at once (v1: Fetching/capacity_exhausted, retry_budget_spent)",
-        {
-            "r1": OUTAGE_R1,
-            "r2": refused(
-                529,
-                "overloaded_error",
-                "A@daily",
-                "A@prod",
-                failure="capacity_exhausted",
-                retry_after_s=97,
-                message_has=BUDGET_SPENT,
-                ended_at=4.1,
-            ),
-        },
-        requests=_pair(0.0, 4.0),
-        accounts=("A",),
-        scripts=_after_outage(error(capacity(503))),
-        policy=SPENT_BUDGET,
+        error(capacity(503)),
+        failure="capacity_exhausted",
+        retry_after_s=97,
+        ended_at=4.1,
     ),
     # Streaming ---------------------------------------------------------------------------------
     Scenario(
@@ -714,28 +728,15 @@ SCENARIOS: list[Scenario] = [
         scripts={"A": [empty()]},
         policy={"empty_response_placeholder": True, "max_retry_rounds": 0},
     ),
-    Scenario(
+    _after_spent_budget(
         "an-empty-stream-is-not-retried-on-endpoints-whose-retry-budget-an-outage-spent",
         "r1 spends both endpoints' budgets; r2's first attempts end empty, a 500 ms round "
         "pause, then a retry would cost a token ~96.5 s away: 529 (v1: "
         "Streaming/stream_empty, retry_budget_spent)",
-        {
-            "r1": OUTAGE_R1,
-            "r2": refused(
-                529,
-                "overloaded_error",
-                "A@daily",
-                "A@prod",
-                failure="empty_response",
-                retry_after_s=97,
-                message_has=BUDGET_SPENT,
-                ended_at=4.6,
-            ),
-        },
-        requests=_pair(0.0, 4.0),
-        accounts=("A",),
-        scripts=_after_outage(empty()),
-        policy=SPENT_BUDGET,
+        empty(),
+        failure="empty_response",
+        retry_after_s=97,
+        ended_at=4.6,
     ),
     Scenario(
         "a-stream-cut-after-commit-fails-once-and-is-never-resent",
@@ -767,28 +768,15 @@ SCENARIOS: list[Scenario] = [
         {"r1": served("A@daily", "A@prod", "B@daily", ended_at=0.17)},
         scripts={"A": [in_stream(SERVER_500), drop(0)]},
     ),
-    Scenario(
+    _after_spent_budget(
         "a-stream-broken-before-content-is-not-retried-on-endpoints-whose-retry-budget-an-outage-spent",
         "r1 spends both endpoints' budgets; r2's streams break before content on both, a 1 s "
         "round pause, then a retry would cost a token ~96 s away: 529 (v1: "
         "Streaming/endpoint_failed, retry_budget_spent)",
-        {
-            "r1": OUTAGE_R1,
-            "r2": refused(
-                529,
-                "overloaded_error",
-                "A@daily",
-                "A@prod",
-                failure="stream_broken",
-                retry_after_s=96,
-                message_has=BUDGET_SPENT,
-                ended_at=5.1,
-            ),
-        },
-        requests=_pair(0.0, 4.0),
-        accounts=("A",),
-        scripts=_after_outage(drop(0)),
-        policy=SPENT_BUDGET,
+        drop(0),
+        failure="stream_broken",
+        retry_after_s=96,
+        ended_at=5.1,
     ),
     Scenario(
         "a-400-inside-an-opened-stream-fails-at-once",
@@ -811,28 +799,15 @@ SCENARIOS: list[Scenario] = [
         },
         scripts={"A": [in_stream(capacity(503))]},
     ),
-    Scenario(
+    _after_spent_budget(
         "capacity-inside-a-stream-is-not-retried-on-endpoints-whose-retry-budget-an-outage-spent",
         "r1 spends both endpoints' budgets; r2's capacity errors inside opened streams: a "
         "retry would cost a token ~97 s away: 529 at once (v1: Streaming/capacity_exhausted, "
         "retry_budget_spent)",
-        {
-            "r1": OUTAGE_R1,
-            "r2": refused(
-                529,
-                "overloaded_error",
-                "A@daily",
-                "A@prod",
-                failure="capacity_exhausted",
-                retry_after_s=97,
-                message_has=BUDGET_SPENT,
-                ended_at=4.1,
-            ),
-        },
-        requests=_pair(0.0, 4.0),
-        accounts=("A",),
-        scripts=_after_outage(in_stream(capacity(503))),
-        policy=SPENT_BUDGET,
+        in_stream(capacity(503)),
+        failure="capacity_exhausted",
+        retry_after_s=97,
+        ended_at=4.1,
     ),
     Scenario(
         "a-rate-limit-inside-an-opened-stream-rests-the-account-like-a-429-answer",
