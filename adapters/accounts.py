@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from adapters.quota_view import quota_lines
 from adapters.store_sqlite import AccountInfo, Credentials, SQLiteStore
 from engine.actions import format_duration
 
@@ -128,13 +129,15 @@ def format_accounts(accounts: list[AccountInfo], *, now: float | None = None) ->
             if a.cooldowns
             else "ok"
         )
-        lines.append(f"{a.id}  {a.email}  {state}  ({a.source})")
+        tier = f"  tier {a.tier}" if a.tier else ""
+        lines.append(f"{a.id}  {a.email}  {state}  ({a.source}){tier}")
         if a.invalid_reason:
             lines.append(f"    invalid: {a.invalid_reason}")
         if a.verify_url:
             lines.append(f"    verify at: {a.verify_url}")
         for model, (until, reason) in sorted(a.cooldowns.items()):
             lines.append(f"    {model}: {reason}, {_remaining(until, wall)} left")
+        lines.extend(quota_lines(a.quota, wall=wall))
     return "\n".join(lines)
 
 
@@ -148,6 +151,15 @@ def accounts_json(accounts: list[AccountInfo]) -> list[dict[str, Any]]:
             "invalid_reason": a.invalid_reason,
             "verify_url": a.verify_url,
             "cooldowns": {m: {"until": u, "reason": r} for m, (u, r) in a.cooldowns.items()},
+            "tier": a.tier,
+            "quota": {
+                m: {
+                    "remaining_fraction": q.remaining_fraction,
+                    "reset_time": q.reset_time,
+                    "read_at": q.read_at,
+                }
+                for m, q in a.quota.items()
+            },
         }
         for a in accounts
     ]

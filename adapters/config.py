@@ -14,6 +14,8 @@ the settings never shows them.
     [oauth]    client_id, client_secret
     [models]   aliases (client model -> upstream model), opus / sonnet / haiku (family targets),
                ttl_s, startup_wait_s, fetch_timeout_s (the live model list)
+    [quota]    refresh_s, jitter, concurrency, after_429_s, tier_refresh_s (reading each
+               account's quota and tier)
     [policy]   preset = "default" | "many-accounts" | "conservative", then any Policy field
 """
 
@@ -141,11 +143,31 @@ class ModelSettings(_Section):
         return aliases
 
 
+class QuotaSettings(_Section):
+    """Reading each account's remaining quota per model (fetchAvailableModels) and its tier
+    (loadCodeAssist), see `adapters.quota`."""
+
+    refresh_s: float = Field(150, ge=10, le=86_400)
+    """Every account's quota is read at start and then about this often (kept well under the
+    hybrid strategy's `policy.quota.stale_ms`, 300 s by default, after which it ignores a
+    reading)."""
+    jitter: float = Field(0.1, ge=0, le=0.5)
+    """Each wait is `refresh_s` times a random factor in [1 - jitter, 1 + jitter]."""
+    concurrency: int = Field(4, ge=1, le=64)
+    """Accounts read at once."""
+    after_429_s: float = Field(5, ge=0, le=3600)
+    """After a quota 429 the account is read again, at most once per this many seconds."""
+    tier_refresh_s: float = Field(3600, ge=60, le=7 * 86_400)
+    """The subscription tier changes rarely: it is read at most this often."""
+    enabled: bool = True
+
+
 class Settings(_Section):
     server: ServerSettings = ServerSettings()
     upstream: UpstreamSettings = UpstreamSettings()
     oauth: OAuthSettings = OAuthSettings()
     models: ModelSettings = ModelSettings()
+    quota: QuotaSettings = QuotaSettings()
     policy: Policy = Policy(endpoints=tuple(DEFAULT_ENDPOINTS))
 
 
@@ -206,7 +228,21 @@ def load_settings(
         )
         raise ConfigError(f"{where}: {problems}") from None
     _check_endpoints(settings, where)
+    _check_quota(settings, where)
     return settings
+
+
+def _check_quota(settings: Settings, where: str) -> None:
+    """A quota reading must still be fresh for the strategy when the next one comes."""
+    quota, stale_s = settings.quota, settings.policy.quota.stale_ms / 1000
+    longest = quota.refresh_s * (1 + quota.jitter)
+    if quota.enabled and longest >= stale_s:
+        raise ConfigError(
+            f"{where}: quota.refresh_s = {quota.refresh_s:g} (up to {longest:g} s with its "
+            f"jitter) is not shorter than policy.quota.stale_ms = "
+            f"{settings.policy.quota.stale_ms} ({stale_s:g} s): the strategy would ignore each "
+            "quota reading before the next one comes; lower refresh_s or raise stale_ms"
+        )
 
 
 def _check_endpoints(settings: Settings, where: str) -> None:

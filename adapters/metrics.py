@@ -24,6 +24,7 @@ from engine.pool import AccountPool
 from engine.request import Request
 
 ACCOUNT_STATES = ("usable", "resting", "invalid", "disabled")
+QUOTA_LEVELS = ("exhausted", "low", "ok")
 BREAKER_STATES = (CLOSED, OPEN, HALF_OPEN)
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 
@@ -46,6 +47,8 @@ class _InFlight:
     model: str
     arrived: float
     endpoint: str | None = None  # of the attempt in flight
+    state: str | None = None  # where the request rests between steps
+    since: float = 0.0  # when it got there
 
 
 class PoolCollector(Collector):
@@ -101,6 +104,37 @@ class PoolCollector(Collector):
         yield breaker
         yield budget
         yield failures
+        yield from self._quota(now)
+
+    def _quota(self, now: float) -> Iterator[Metric]:
+        """Reported quota per model (`adapters.quota`): how many accounts are at each level,
+        and the sum of their remaining fractions (the model's quota left, in accounts)."""
+        low = self.pool.policy.quota.low_threshold
+        levels: dict[str, dict[str, int]] = {}
+        left: dict[str, float] = {}
+        for account_id in self.pool.account_ids:
+            for model, (fraction, _) in self.pool.account(account_id).quota.items():
+                level = "exhausted" if fraction <= 0 else "low" if fraction < low else "ok"
+                counts = levels.setdefault(model, dict.fromkeys(QUOTA_LEVELS, 0))
+                counts[level] += 1
+                left[model] = left.get(model, 0.0) + fraction
+        accounts = GaugeMetricFamily(
+            "interlock_quota_accounts",
+            "Accounts by reported quota level per model (exhausted, low: under "
+            "policy.quota.low_threshold, ok)",
+            labels=["model", "level"],
+        )
+        remaining = GaugeMetricFamily(
+            "interlock_quota_remaining",
+            "Sum over accounts of the reported remaining quota fraction per model",
+            labels=["model"],
+        )
+        for model, counts in sorted(levels.items()):
+            for level, count in counts.items():
+                accounts.add_metric([model, level], count)
+            remaining.add_metric([model], left[model])
+        yield accounts
+        yield remaining
 
 
 class Metrics:
@@ -138,6 +172,12 @@ class Metrics:
             "interlock_upstream_attempts",
             "Upstream attempts, by endpoint and how they ended (ok, a failure kind, cancelled)",
             ["endpoint", "result"],
+            registry=self.registry,
+        )
+        self.state_seconds = Counter(
+            "interlock_state_seconds",
+            "Time requests spent in each state of the request machine (summed over requests)",
+            ["state"],
             registry=self.registry,
         )
         self._in_flight: dict[str, _InFlight] = {}
@@ -182,6 +222,9 @@ class Metrics:
         flight = self._in_flight.get(request_id)
         if flight is None:
             return
+        if state != flight.state:
+            self._left_state(flight, at)
+            flight.state, flight.since = state, at
         for effect in effects:
             if isinstance(effect, SendAttempt):
                 self._cancelled(flight)
@@ -192,8 +235,14 @@ class Metrics:
                 self.first_byte.labels(flight.model).observe(at - flight.arrived)
             elif isinstance(effect, Finish):
                 self._cancelled(flight)
+                self._left_state(flight, at)
                 self._finished(flight, effect.outcome, at)
                 del self._in_flight[request_id]
+
+    def _left_state(self, flight: _InFlight, at: float) -> None:
+        if flight.state is not None and at > flight.since:
+            self.state_seconds.labels(flight.state).inc(at - flight.since)
+        flight.state = None
 
     def _cancelled(self, flight: _InFlight) -> None:
         if flight.endpoint is not None:

@@ -41,6 +41,7 @@ from adapters.client_stream import (
 )
 from adapters.cloudcode.credentials import CredentialManager
 from adapters.cloudcode.models import ModelListFetcher
+from adapters.cloudcode.tier import TierReader
 from adapters.cloudcode.transport import CloudCodeTransport, RequestContext
 from adapters.config import Settings
 from adapters.convert.anthropic import (
@@ -60,8 +61,10 @@ from adapters.json_body import decode_object
 from adapters.metrics import Metrics
 from adapters.models import ModelCatalog, Resolution
 from adapters.models.catalog import Fetch
+from adapters.quota import QuotaMonitor, Reading, ReadTier
+from adapters.quota_view import quota_json
 from adapters.request_log import FIELDS, RequestLog, describe
-from adapters.store_sqlite import SQLiteStore
+from adapters.store_sqlite import QuotaRow, SQLiteStore
 from adapters.store_sync import StoreSync
 from adapters.trace.format import Header
 from adapters.trace.recorder import FanOut, TraceFile, TraceRecorder
@@ -90,6 +93,7 @@ class Proxy:
     ids: Callable[[], str]
     models: ModelCatalog
     sync: StoreSync
+    quota: QuotaMonitor | None = None  # None: quota is not read (no upstream to read it from)
     told: set[str] = field(default_factory=set)  # things the log has said once
 
 
@@ -230,6 +234,8 @@ async def messages(request: web.Request) -> web.StreamResponse:
         )
     finally:
         request.app[METRICS].forget(request_id)  # a run that raised never finished
+        if proxy.quota is not None:
+            proxy.quota.forget(request_id)
     fields = request.app[REQUEST_LOG].finish(request_id, outcome)
     log.info(
         "%s %s -> %s (%s) %s -> %s %s %s",
@@ -379,6 +385,21 @@ async def accounts(request: web.Request) -> web.Response:
     return web.json_response({"accounts": _account_rows(request.app[PROXY])})
 
 
+async def quota(request: web.Request) -> web.Response:
+    """Each account's last quota reading per model, its tier and its rests (no upstream call)."""
+    proxy = request.app[PROXY]
+    return web.json_response(
+        quota_json(
+            proxy.store.accounts(),
+            proxy.quota.readings if proxy.quota else {},
+            proxy.engine.pool,
+            now=proxy.clock.now(),
+            wall=proxy.clock.wall(),
+            reading=proxy.quota is not None,
+        )
+    )
+
+
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text format (needs the API key when one is configured, as every route)."""
     return web.Response(
@@ -399,6 +420,17 @@ async def root(request: web.Request) -> web.Response:
 class _StepObserver:
     def __init__(self, on_step: Callable[[Any, str, str, str], None]) -> None:
         self.on_step = on_step
+
+
+def _keep_reading(catalog: ModelCatalog, sync: StoreSync, account: str, reading: Reading) -> None:
+    """A quota reading also refreshes the model catalog and goes to the state database."""
+    catalog.offer(account, reading.models)
+    rows = {
+        model: QuotaRow(info.remaining_fraction, info.reset_time, reading.read_at or 0.0)
+        for model, info in reading.models.items()
+    }
+    tier = (reading.tier.name, reading.tier.id) if reading.tier else None
+    sync.save_quota(account, rows, tier)
 
 
 def _start_recording(
@@ -452,6 +484,41 @@ def make_app(
         trace_file = recorder = None
         if settings.server.record:
             trace_file, recorder = _start_recording(settings, pool, the_seed, the_clock.now())
+        # no pool limit: aiohttp's default (100) would queue stream 101 inside the session,
+        # silently spending its first-byte timeout there
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+        fetch = model_fetch(session) if model_fetch is not None else None
+        read_tier: ReadTier | None = None
+        if transport is None:
+            credentials = CredentialManager(session, store, settings)
+            upstream: Transport = CloudCodeTransport(
+                session, credentials, settings, SignatureCache()
+            )
+            fetch = fetch or ModelListFetcher(session, credentials, settings)
+            read_tier = TierReader(credentials)
+        else:
+            upstream = transport(session)
+        monitor = None
+        if fetch is not None and settings.quota.enabled:
+            monitor = QuotaMonitor(
+                settings.quota,
+                pool,
+                fetch,
+                read_tier,
+                clock=the_clock,
+                max_reset_s=settings.upstream.max_reset_s,
+                rng=random.Random(the_seed),
+                on_read=lambda account, reading: _keep_reading(catalog, sync, account, reading),
+            )
+        catalog = ModelCatalog(
+            settings.models,
+            monitor.models if monitor is not None else fetch,  # one read serves both
+            lambda: [a for a in pool.account_ids if pool.account(a).valid],
+            monotonic=the_clock.now,
+        )
+        catalog.start()  # in the background: startup never waits for the upstream
+        if monitor is not None:
+            monitor.start()
         app[REQUEST_LOG] = RequestLog()
         observers = FanOut(
             recorder,
@@ -459,29 +526,11 @@ def make_app(
             app[REQUEST_LOG],
             _StepObserver(on_step) if on_step else None,
             app[METRICS],
+            monitor,
         )
         engine.on_step = observers.on_step if observers.targets else None
         counter = itertools.count(1)
         prefix = f"req-{int(time.time()):x}"
-        # no pool limit: aiohttp's default (100) would queue stream 101 inside the session,
-        # silently spending its first-byte timeout there
-        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
-        fetch = model_fetch(session) if model_fetch is not None else None
-        if transport is None:
-            credentials = CredentialManager(session, store, settings)
-            upstream: Transport = CloudCodeTransport(
-                session, credentials, settings, SignatureCache()
-            )
-            fetch = fetch or ModelListFetcher(session, credentials, settings)
-        else:
-            upstream = transport(session)
-        catalog = ModelCatalog(
-            settings.models,
-            fetch,
-            lambda: [a for a in pool.account_ids if pool.account(a).valid],
-            monotonic=the_clock.now,
-        )
-        catalog.start()  # in the background: startup never waits for the upstream
         app[METRICS].watch_pool(pool, the_clock.now, catalog.names)
         app[PROXY] = Proxy(
             settings,
@@ -492,8 +541,11 @@ def make_app(
             lambda: f"{prefix}-{next(counter)}",
             catalog,
             sync,
+            monitor,
         )
         yield
+        if monitor is not None:
+            await monitor.close()
         await catalog.close()
         await session.close()
         await sync.close()  # after the last request: what it changed is written
@@ -508,6 +560,7 @@ def make_app(
     app.router.add_get("/v1/models/{model_id}", model)
     app.router.add_get("/health", health)
     app.router.add_get("/accounts", accounts)
+    app.router.add_get("/quota", quota)
     app.router.add_get("/metrics", metrics)
     for path in PROBES:  # aiohttp answers HEAD from the GET route
         app.router.add_get(path, root)

@@ -20,8 +20,9 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from engine.store import AccountRecord, CooldownRecord
 
@@ -53,6 +54,20 @@ CREATE TABLE IF NOT EXISTS cooldowns (
     until_wall REAL NOT NULL,
     reason TEXT NOT NULL,
     PRIMARY KEY (account_id, model)
+);
+CREATE TABLE IF NOT EXISTS quota (
+    account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    model TEXT NOT NULL,
+    remaining_fraction REAL,
+    reset_time TEXT,
+    read_at REAL NOT NULL,
+    PRIMARY KEY (account_id, model)
+);
+CREATE TABLE IF NOT EXISTS tiers (
+    account_id TEXT PRIMARY KEY REFERENCES accounts(id) ON DELETE CASCADE,
+    tier TEXT NOT NULL,
+    tier_id TEXT,
+    read_at REAL NOT NULL
 );
 PRAGMA user_version = 1;
 """
@@ -142,6 +157,17 @@ class AccountInfo:
     verify_url: str | None
     cooldowns: dict[str, tuple[float, str]]  # model -> (until, wall clock s; reason)
     added_at: float
+    tier: str | None = None  # "ultra", "pro", "free", "unknown"; None: never read
+    quota: dict[str, QuotaRow] = field(default_factory=dict)  # model -> the last reading
+
+
+@dataclass(frozen=True)
+class QuotaRow:
+    """One account x model's quota as last read (`remaining_fraction` None: not reported)."""
+
+    remaining_fraction: float | None
+    reset_time: str | None  # RFC 3339, as the upstream wrote it
+    read_at: float  # wall clock s
 
 
 def default_path() -> Path:
@@ -285,6 +311,32 @@ class SQLiteStore:
         with self._transaction() as db:
             db.execute("DELETE FROM accounts WHERE id=?", (account_id,))
 
+    def save_quota(
+        self, account_id: str, rows: dict[str, QuotaRow], tier: tuple[str, str | None] | None
+    ) -> None:
+        """Replace the account's last quota reading (and tier, when read); nothing for an
+        account that is not stored (removed meanwhile)."""
+        with self._transaction() as db:
+            if db.execute("SELECT 1 FROM accounts WHERE id=?", (account_id,)).fetchone() is None:
+                return
+            db.execute("DELETE FROM quota WHERE account_id=?", (account_id,))
+            db.executemany(
+                "INSERT INTO quota VALUES (?, ?, ?, ?, ?)",
+                [
+                    (account_id, model, r.remaining_fraction, r.reset_time, r.read_at)
+                    for model, r in rows.items()
+                ],
+            )
+            if tier is not None:
+                read_at = max((r.read_at for r in rows.values()), default=self._wall())
+                db.execute(
+                    "INSERT OR REPLACE INTO tiers VALUES (?, ?, ?, ?)",
+                    (account_id, tier[0], tier[1], read_at),
+                )
+
+    def clear_cooldown(self, account_id: str, model: str) -> None:
+        self.clear_cooldowns(account_id, model)
+
     def clear_cooldowns(self, account_id: str, model: str | None = None) -> int:
         """Forget the account's cooldowns (every model's, or `model`'s): a person's decision,
         so a running proxy clears them too. Returns how many there were."""
@@ -372,6 +424,14 @@ class SQLiteStore:
                 (project, account_id),
             )
 
+    def _rows(self, query: str) -> list[Any]:
+        """The rows of a table added after version 1's first release (none in an older
+        database opened read-only, where the table does not exist yet)."""
+        try:
+            return self._db.execute(query).fetchall()
+        except sqlite3.OperationalError:
+            return []
+
     def accounts(self) -> list[AccountInfo]:
         wall = self._wall()
         cooldowns: dict[str, dict[str, tuple[float, str]]] = {}
@@ -380,6 +440,13 @@ class SQLiteStore:
         ):
             if until_wall > wall:
                 cooldowns.setdefault(account_id, {})[model] = (until_wall, reason)
+        quota: dict[str, dict[str, QuotaRow]] = {}
+        for account_id, model, fraction, reset, read_at in self._rows(
+            "SELECT account_id, model, remaining_fraction, reset_time, read_at FROM quota "
+            "ORDER BY model"
+        ):
+            quota.setdefault(account_id, {})[model] = QuotaRow(fraction, reset, read_at)
+        tiers = dict(self._rows("SELECT account_id, tier FROM tiers"))
         return [
             AccountInfo(
                 id=row[0],
@@ -390,6 +457,8 @@ class SQLiteStore:
                 verify_url=row[5],
                 cooldowns=cooldowns.get(row[0], {}),
                 added_at=row[6],
+                tier=tiers.get(row[0]),
+                quota=quota.get(row[0], {}),
             )
             for row in self._db.execute(
                 "SELECT id, email, source, enabled, invalid_reason, verify_url, added_at "

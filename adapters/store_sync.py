@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from adapters.store_sqlite import SQLiteStore
+from adapters.store_sqlite import QuotaRow, SQLiteStore
 from engine.pool import AccountPool, StoreChange
 from engine.store import AccountRecord
 
@@ -58,7 +58,18 @@ class _Removed:
     pass
 
 
-_Write = _Cooldown | _Invalid | _Enabled | _Removed
+@dataclass(frozen=True)
+class _Uncooled:
+    pass
+
+
+@dataclass(frozen=True)
+class _Quota:
+    rows: dict[str, QuotaRow]
+    tier: tuple[str, str | None] | None
+
+
+_Write = _Cooldown | _Invalid | _Enabled | _Removed | _Uncooled | _Quota
 _Key = tuple[str, str, str]  # (account, what, model)
 
 
@@ -70,6 +81,10 @@ def _apply(db: SQLiteStore, key: _Key, write: _Write) -> None:
         db.save_invalid(account, write.reason, write.verify_url)
     elif isinstance(write, _Enabled):
         db.save_enabled(account, write.enabled)
+    elif isinstance(write, _Uncooled):
+        db.clear_cooldown(account, key[2])
+    elif isinstance(write, _Quota):
+        db.save_quota(account, write.rows, write.tier)
     else:
         db.remove_account(account)
 
@@ -114,6 +129,15 @@ class StoreSync:
         old = self._pending.get(key)
         if not isinstance(old, _Cooldown) or write.until_wall > old.until_wall:
             self._queue(key, write)
+
+    def clear_cooldown(self, account_id: str, model: str) -> None:
+        self._queue((account_id, "cooldown", model), _Uncooled())
+
+    def save_quota(
+        self, account_id: str, rows: dict[str, QuotaRow], tier: tuple[str, str | None] | None
+    ) -> None:
+        """The account's latest quota reading (for `interlock accounts list`), written behind."""
+        self._queue((account_id, "quota", ""), _Quota(rows, tier))
 
     def save_invalid(self, account_id: str, reason: str | None, verify_url: str | None) -> None:
         self._queue((account_id, "invalid", ""), _Invalid(reason, verify_url))
@@ -264,5 +288,8 @@ class StoreSync:
                     "verify_url": None if write.reason is None else write.verify_url,
                 }
             )
+        elif account in self.known and isinstance(write, _Uncooled):
+            cooldowns = {m: c for m, c in self.known[account].cooldowns.items() if m != key[2]}
+            self.known[account] = self.known[account].model_copy(update={"cooldowns": cooldowns})
         elif account in self.known and isinstance(write, _Enabled):
             self.known[account] = self.known[account].model_copy(update={"enabled": write.enabled})

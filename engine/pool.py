@@ -256,6 +256,19 @@ class AccountPool:
         self._write(account_id, self.store.save_cooldown, account_id, model, until, reason, now)
         return until
 
+    def lift_cooldown(self, account_id: str, model: str, reason: str, now: float) -> bool:
+        """End the account x model cooldown early when `reason` is what put it there (a rest
+        ordered by a quota reading ends when a later reading shows quota again; a cooldown a
+        429 set, or extended, keeps its reason and is never lifted this way). Returns whether
+        one was lifted."""
+        key = (account_id, model)
+        cd = self._cooldowns.get(key)
+        if cd is None or cd.until <= now or cd.reason != reason:
+            return False
+        del self._cooldowns[key]
+        self._write(account_id, self.store.clear_cooldown, account_id, model)
+        return True
+
     def usable(self, account_id: str, model: str, now: float, endpoint: str | None = None) -> bool:
         """May the account (at `endpoint`, if given) serve `model` now?"""
         state = self._get(account_id)

@@ -53,6 +53,11 @@ class StateStore(Protocol):
         stored cooldown only ever extends: a later `until` replaces it, an earlier one not."""
         ...
 
+    def clear_cooldown(self, account_id: str, model: str) -> None:
+        """Forget the account x model cooldown (its cause is gone: a quota reading shows
+        quota again after one showed none)."""
+        ...
+
     def save_invalid(self, account_id: str, reason: str | None, verify_url: str | None) -> None:
         """Mark the account invalid with `reason` (None: clear the mark and the verify URL)."""
         ...
@@ -89,6 +94,12 @@ class InMemoryStore:
             return
         cooldowns = {**record.cooldowns, model: CooldownRecord(until=until, reason=reason)}
         self._update(account_id, cooldowns=cooldowns)
+
+    def clear_cooldown(self, account_id: str, model: str) -> None:
+        record = self._records.get(account_id)
+        if record is not None and model in record.cooldowns:
+            cooldowns = {m: c for m, c in record.cooldowns.items() if m != model}
+            self._update(account_id, cooldowns=cooldowns)
 
     def save_invalid(self, account_id: str, reason: str | None, verify_url: str | None) -> None:
         self._update(account_id, invalid_reason=reason, verify_url=verify_url)

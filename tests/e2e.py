@@ -46,6 +46,7 @@ async def proxy(
     server: dict[str, Any] | None = None,
     upstream: dict[str, Any] | None = None,
     models: dict[str, Any] | None = None,
+    quota: dict[str, Any] | None = None,
 ) -> AsyncIterator[Served]:
     settings = load_settings(
         env={},
@@ -54,6 +55,7 @@ async def proxy(
             "policy": {**FAST_POLICY, **(policy or {})},
             "upstream": {**FAST_UPSTREAM, **(upstream or {})},
             "models": models or {},
+            "quota": quota or {},
         },
     )
     served = await serve.start(settings, sandbox_accounts=accounts, seed=0)

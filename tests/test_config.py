@@ -138,3 +138,18 @@ def test_the_policy_tries_the_configured_endpoints_in_their_order_by_default() -
         env={}, overrides={"upstream": {"endpoints": {"b": "http://127.0.0.1:1", "a": "http://x"}}}
     )
     assert settings.policy.endpoints == ("b", "a")
+
+
+def test_a_quota_refresh_slower_than_the_strategy_keeps_readings_fresh_is_refused() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env={}, overrides={"quota": {"refresh_s": 290}})
+    message = str(caught.value)
+    assert "quota.refresh_s = 290 (up to 319 s with its jitter)" in message
+    assert "policy.quota.stale_ms = 300000" in message
+    load_settings(env={}, overrides={"quota": {"refresh_s": 290, "enabled": False}})
+    load_settings(env={}, overrides={"quota": {"refresh_s": 290, "jitter": 0}})
+
+
+def test_quota_settings_are_validated_with_the_key_named() -> None:
+    with pytest.raises(ConfigError, match=r"quota\.concurrency"):
+        load_settings(env={}, overrides={"quota": {"concurrency": 0}})

@@ -8,9 +8,10 @@ import json
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from adapters.fake_upstream import preset
+from adapters.fake_upstream import preset, stream
 from adapters.serve import Served
-from tests.e2e import post, proxy, run
+from adapters.server import PROXY
+from tests.e2e import MODEL, post, proxy, run
 
 A1, A2 = "account-1", "account-2"
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -125,5 +126,44 @@ def test_two_apps_in_one_process_keep_separate_counters() -> None:
             assert status == 200
             assert total(await scrape(first), "interlock_requests_total") == 1
             assert total(await scrape(second), "interlock_requests_total") == 0
+
+    run(scenario())
+
+
+def test_quota_gauges_count_accounts_by_reported_level_per_model() -> None:
+    async def scenario() -> None:
+        async with proxy() as served:
+            assert served.fake is not None
+            served.fake.set_quota(MODEL, 0.0, reset_time="2099-01-01T00:00:00Z", account=A1)
+            served.fake.set_quota(MODEL, 0.05, account=A2)  # under the 10 % low threshold
+            quota = served.runner.app[PROXY].quota
+            assert quota is not None
+            await quota.read_all()
+
+            samples = await scrape(served)
+
+            assert value(samples, "interlock_quota_accounts", model=MODEL, level="exhausted") == 1
+            assert value(samples, "interlock_quota_accounts", model=MODEL, level="low") == 1
+            assert value(samples, "interlock_quota_accounts", model=MODEL, level="ok") == 0
+            assert value(samples, "interlock_quota_remaining", model=MODEL) == 0.05
+            assert value(samples, "interlock_accounts", state="resting") == 1
+
+    run(scenario())
+
+
+def test_time_in_each_state_adds_up_what_requests_spent_there() -> None:
+    async def scenario() -> None:
+        async with proxy() as served:
+            assert served.fake is not None
+            served.fake.script(A1, [stream("slow", latency=0.3)])
+            served.fake.script(A2, [stream("slow", latency=0.3)])
+
+            status, _, _ = await post(served)
+            assert status == 200
+            samples = await scrape(served)
+
+            fetching = value(samples, "interlock_state_seconds_total", state="Fetching")
+            assert 0.3 <= fetching < 5
+            assert value(samples, "interlock_state_seconds_total", state="Done") == 0
 
     run(scenario())

@@ -61,7 +61,7 @@ def sdk(url: str) -> anthropic.AsyncAnthropic:
 
 def test_claude_codes_default_opus_name_works_out_of_the_box_in_sandbox_mode() -> None:
     async def scenario() -> None:
-        async with proxy() as served:
+        async with proxy(quota={"enabled": False}) as served:  # one list read, the catalog's
             status, _, answer = await post(served, body("claude-opus-4-8"))
             assert status == 200 and answer["model"] == "claude-opus-4-8"
             assert upstream_models(served) == ["claude-opus-4-6-thinking"]

@@ -93,10 +93,11 @@ def test_count_tokens_answers_an_estimate() -> None:
 
 def test_models_health_accounts_and_telemetry_routes_answer_without_upstream_calls() -> None:
     """Only the model catalog's startup refresh (a token and one model list) reaches the
-    upstream; these routes add nothing."""
+    upstream (quota reading, which adds one read per account at start, is off here); these
+    routes add nothing."""
 
     async def scenario() -> None:
-        async with proxy() as served, aiohttp.ClientSession() as session:
+        async with proxy(quota={"enabled": False}) as served, aiohttp.ClientSession() as session:
             async with session.get(served.url + "/v1/models") as r:
                 models = await r.json()
                 assert any(m["id"] == "claude-sonnet-4-6" for m in models["data"])

@@ -46,6 +46,7 @@ async def proxy_on_fake(
     fake_client: tuple[str, str] | None = None,
     oauth: dict[str, Any] | None = None,
     upstream: dict[str, Any] | None = None,
+    quota: dict[str, Any] | None = None,
 ) -> AsyncIterator[tuple[Served, FakeUpstream]]:
     """The proxy (not in sandbox mode) on a fake upstream with `accounts` accounts whose token
     endpoint answers `token` first (to any account) and checks `fake_client` if given."""
@@ -68,6 +69,7 @@ async def proxy_on_fake(
         overrides={
             "server": {"port": 0, "state": str(state)},
             "policy": FAST_POLICY,
+            "quota": quota or {},
             "upstream": {
                 **FAST_UPSTREAM,
                 "endpoints": urls,
@@ -184,6 +186,7 @@ def test_a_token_endpoint_that_answers_again_is_used_again_after_the_pause(
             accounts=2,
             token=[hang()],
             upstream={"token_timeout_s": 0.3, "token_down_s": 0.5},
+            quota={"enabled": False},  # one token call at start: the catalog's
         ) as (served, fake):
             while not fake.requests(path="/token"):  # the catalog's refresh hangs; joined
                 await asyncio.sleep(0.01)

@@ -456,6 +456,36 @@ def test_a_cooldown_is_gone_once_it_has_expired() -> None:
     assert pool.cooldown("A", OTHER_MODEL, 0.0) is None
 
 
+def test_a_cooldown_is_lifted_early_only_by_the_reason_that_set_it() -> None:
+    store = InMemoryStore()
+    pool = pool_of(["A", "B"], store=store)
+    pool.cool_down("A", MODEL, 50.0, "reported empty", 0.0)
+    pool.cool_down("B", MODEL, 50.0, "quota exhausted", 0.0)
+    assert not pool.lift_cooldown("B", MODEL, "reported empty", 1.0)  # a 429's: kept
+    assert not pool.lift_cooldown("A", OTHER_MODEL, "reported empty", 1.0)
+    assert pool.lift_cooldown("A", MODEL, "reported empty", 1.0)
+    assert pool.usable("A", MODEL, 1.0) and not pool.usable("B", MODEL, 1.0)
+    assert stored(store, "A").cooldowns == {}
+    assert MODEL in stored(store, "B").cooldowns
+
+
+def test_a_cooldown_a_429_extended_is_no_longer_lifted_by_the_reason_that_first_set_it() -> None:
+    pool = pool_of(["A"])
+    pool.cool_down("A", MODEL, 50.0, "reported empty", 0.0)
+    pool.cool_down("A", MODEL, 90.0, "quota exhausted", 1.0)
+    assert not pool.lift_cooldown("A", MODEL, "reported empty", 2.0)
+    assert not pool.usable("A", MODEL, 2.0)
+
+
+def test_an_expired_cooldown_is_not_lifted_again() -> None:
+    store = InMemoryStore()
+    pool = pool_of(["A"], store=store)
+    pool.cool_down("A", MODEL, 50.0, "reported empty", 0.0)
+    writes = store.writes
+    assert not pool.lift_cooldown("A", MODEL, "reported empty", 50.0)
+    assert store.writes == writes
+
+
 # note_rate_limit ----------------------------------------------------------------------------
 def test_a_429_from_another_request_inside_the_dedup_window_is_a_duplicate() -> None:
     pool = pool_of(["A"])

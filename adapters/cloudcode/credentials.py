@@ -270,6 +270,22 @@ class CredentialManager:
         self._projects[account_id] = project
         return project
 
+    async def load_code_assist(self, account_id: str) -> dict[str, Any] | None:
+        """The account's loadCodeAssist answer (prod first), or None when no endpoint gave one
+        (`CredentialError` when the account has no usable token)."""
+        token = await self.access_token(account_id)
+        creds = self._source.credentials(account_id)
+        metadata: dict[str, Any] = dict(CLIENT_METADATA)
+        if creds.project_id:
+            metadata["duetProject"] = creds.project_id
+        for base in reversed(list(self._settings.upstream.endpoints.values())):
+            answer = await self._post(
+                base, "loadCodeAssist", token, {"metadata": metadata, "mode": 1}
+            )
+            if answer is not None:
+                return answer
+        return None
+
     async def _discover(self, account_id: str, token: str, creds: Credentials) -> str:
         metadata: dict[str, Any] = dict(CLIENT_METADATA)
         if creds.project_id:

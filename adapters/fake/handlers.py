@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 from multidict import CIMultiDict
 
-from adapters.fake.answers import JSON_TYPE, Answer
+from adapters.fake.answers import JSON_TYPE, Answer, preset
 from adapters.fake.presets import INVALID_GRANT_BODY, PRESETS, google_error
 from adapters.fake.specs import from_spec
 from adapters.fake.state import BOOTSTRAP_PATHS, CALLS, GENERATE_PATHS, FakeState, RequestRecord
@@ -203,6 +203,8 @@ async def _cloudcode(request: web.Request) -> web.StreamResponse:
             message = f"Permission denied on resource project {project}."
             return _json_response(403, google_error(403, message), record)
         answer, record.scripted = state.take(account.name, record.endpoint, "generate")
+        if not record.scripted and isinstance(model, str) and state.exhausted(account.name, model):
+            answer = preset("quota_429")  # what Google answers once the quota is spent
         record.outcome = answer.label
         if call == "streamGenerateContent":
             return await _serve_sse(request, answer, record)
@@ -360,6 +362,26 @@ async def _admin_log(request: web.Request) -> web.Response:
     return web.json_response({"requests": [r.to_json() for r in found]})
 
 
+async def _admin_quota(request: web.Request) -> web.Response:
+    """`{"model", "remaining_fraction", "reset_time"?, "account"?}` sets one model's quota (for
+    every account, or one); an account x model at 0 answers generate with a quota 429."""
+    state = request.app[FAKE]
+    data = await _admin_json(request)
+    try:
+        fraction = data.get("remaining_fraction")
+        if fraction is not None and not isinstance(fraction, int | float):
+            raise ValueError("remaining_fraction must be a number or null")
+        state.set_quota(
+            str(data["model"]),
+            fraction,
+            reset_time=data.get("reset_time"),
+            account=data.get("account"),
+        )
+    except (KeyError, ValueError, TypeError) as exc:
+        return _bad(str(exc))
+    return web.json_response({"models": state.models_for(data.get("account"))})
+
+
 async def _admin_accounts(request: web.Request) -> web.Response:
     """GET: the accounts; POST `{"name", "refresh_token"?, "project"?, "tier"?, ...}` adds one."""
     state = request.app[FAKE]
@@ -404,6 +426,7 @@ def build_auth_app(state: FakeState) -> web.Application:
     app.router.add_post("/_fake/default", _admin_default)
     app.router.add_get("/_fake/log", _admin_log)
     app.router.add_delete("/_fake/log", _admin_log)
+    app.router.add_post("/_fake/quota", _admin_quota)
     app.router.add_get("/_fake/accounts", _admin_accounts)
     app.router.add_post("/_fake/accounts", _admin_accounts)
     return app

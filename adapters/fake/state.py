@@ -324,6 +324,15 @@ class FakeState:
         models[model] = entry
         self.set_models(models, account=account)
 
+    def exhausted(self, account: str, model: str) -> bool:
+        """Whether the account's quota for the model is reported spent (fraction 0, or no
+        fraction with a reset time)."""
+        quota = self.models_for(account).get(model, {}).get("quotaInfo") or {}
+        fraction = quota.get("remainingFraction")
+        if fraction is None:
+            return "resetTime" in quota
+        return bool(fraction <= 0)
+
     def models_for(self, account: str | None) -> dict[str, dict[str, Any]]:
         own = None if account is None else self.account(account).models
         return {k: dict(v) for k, v in (self._models if own is None else own).items()}

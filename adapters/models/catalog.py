@@ -90,6 +90,14 @@ class ModelCatalog:
         snapshot = self._lists.get(account_id)
         return dict(snapshot.models) if snapshot else {}
 
+    def offer(self, account_id: str, models: Mapping[str, ModelInfo]) -> None:
+        """A list fetched for this account by someone else (the quota reader), kept as if
+        fetched here: it counts as a refresh that got a list."""
+        if models:
+            now = self._now()
+            self._lists[account_id] = _Snapshot(dict(models), now)
+            self._fetched_at = now
+
     def resolve(self, name: str, *, thinking: bool = False) -> Resolution | None:
         """`resolve_model` over the current list with the configured aliases and families."""
         s = self.settings
