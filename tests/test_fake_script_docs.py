@@ -41,7 +41,13 @@ def documented_kinds() -> set[str]:
 
 def test_fake_upstream_help_documents_the_admin_routes_every_answer_kind_and_preset() -> None:
     help_text = build_parser().format_help()
-    for route in ("/_fake/script", "/_fake/default", "/_fake/log", "/_fake/accounts"):
+    for route in (
+        "/_fake/script",
+        "/_fake/default",
+        "/_fake/log",
+        "/_fake/accounts",
+        "/_fake/quota",
+    ):
         assert route in help_text
     assert documented_kinds() == set(KINDS)
     for name in PRESET_NAMES:

@@ -754,6 +754,26 @@ def test_the_admin_routes_script_answers_and_read_and_clear_the_log() -> None:
     run(body)
 
 
+def test_the_admin_quota_route_sets_what_fetch_available_models_reports_and_spends_it() -> None:
+    async def body(h: Harness) -> None:
+        url = h.fake.auth_url + "/_fake/quota"
+        model = MODEL
+        spec = {"model": model, "remaining_fraction": 0, "reset_time": "2099-01-01T00:00:00Z"}
+        async with h.session.post(url, json={**spec, "account": "a"}) as resp:
+            quota = (await resp.json())["models"][model]["quotaInfo"]
+            assert quota == {"remainingFraction": 0, "resetTime": "2099-01-01T00:00:00Z"}
+        assert h.fake.models_for("b")[model]["quotaInfo"]["remainingFraction"] == 1.0
+        async with await h.call("a") as resp:
+            assert resp.status == 429
+        async with await h.call("b") as resp:
+            assert resp.status == 200
+        for bad in ({"remaining_fraction": 0.5}, {"model": model, "remaining_fraction": "x"}):
+            async with h.session.post(url, json=bad) as resp:
+                assert resp.status == 400
+
+    run(body)
+
+
 def test_the_admin_script_route_rejects_unknown_specs_with_400() -> None:
     async def body(h: Harness) -> None:
         url = h.fake.auth_url + "/_fake/script"

@@ -49,6 +49,9 @@ Scripting faults: POST JSON to the admin site (the "auth" URL printed at start):
   DELETE /_fake/log    clears it
   GET  /_fake/accounts; POST /_fake/accounts {"name", and optionally "refresh_token",
        "project", "tier", "paid_tier", "onboarded", "onboard_polls", "email"}: adds one
+  POST /_fake/quota    {"model", "remaining_fraction" (0-1 or null), "reset_time" (RFC 3339),
+       "account" (null: every account)}: what fetchAvailableModels reports for the model; an
+       account x model at 0 answers unscripted generate requests with preset quota_429
 
 ANSWER is a preset name or an argument-less kind as a string ("quota_429", "hang", "stream"),
 or an object with "kind" and that kind's fields (all optional unless marked):
