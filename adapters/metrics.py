@@ -10,20 +10,20 @@ email or account id is ever a label value (request ids are only keys of in-fligh
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from adapters.status import ACCOUNT_STATES, account_state
 from engine.effects import CancelAttempt, Commit, Effect, Finish, Outcome, SendAttempt
 from engine.events import Event, StreamBroken, StreamEnded, UpstreamFailed, UpstreamUnreachable
 from engine.health import CLOSED, HALF_OPEN, OPEN
 from engine.pool import AccountPool
 from engine.request import Request
 
-ACCOUNT_STATES = ("usable", "resting", "invalid", "disabled")
 QUOTA_LEVELS = ("exhausted", "low", "ok")
 BREAKER_STATES = (CLOSED, OPEN, HALF_OPEN)
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
@@ -54,26 +54,14 @@ class _InFlight:
 class PoolCollector(Collector):
     """Account and endpoint gauges, read from the pool at scrape time."""
 
-    def __init__(
-        self, pool: AccountPool, now: Callable[[], float], models: Callable[[], Iterable[str]]
-    ) -> None:
-        self.pool, self.now, self.models = pool, now, models
-
-    def _account_state(self, account_id: str, now: float) -> str:
-        state = self.pool.account(account_id)
-        if not state.enabled:
-            return "disabled"
-        if state.invalid_reason is not None:
-            return "invalid"
-        if any(self.pool.cooldown(account_id, m, now) for m in self.models()):
-            return "resting"
-        return "usable"
+    def __init__(self, pool: AccountPool, now: Callable[[], float]) -> None:
+        self.pool, self.now = pool, now
 
     def collect(self) -> Iterator[Metric]:
         now = self.now()
         counts = dict.fromkeys(ACCOUNT_STATES, 0)
         for account_id in self.pool.account_ids:
-            counts[self._account_state(account_id, now)] += 1
+            counts[account_state(self.pool, account_id, now)] += 1
         accounts = GaugeMetricFamily(
             "interlock_accounts", "Accounts in the pool by state", labels=["state"]
         )
@@ -182,10 +170,8 @@ class Metrics:
         )
         self._in_flight: dict[str, _InFlight] = {}
 
-    def watch_pool(
-        self, pool: AccountPool, now: Callable[[], float], models: Callable[[], Iterable[str]]
-    ) -> None:
-        self.registry.register(PoolCollector(pool, now, models))
+    def watch_pool(self, pool: AccountPool, now: Callable[[], float]) -> None:
+        self.registry.register(PoolCollector(pool, now))
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

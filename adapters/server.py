@@ -56,6 +56,10 @@ from adapters.convert.anthropic import (
     quote,
 )
 from adapters.convert.signatures import SignatureCache
+from adapters.dashboard.auth import DashboardAuth
+from adapters.dashboard.live import LiveView
+from adapters.dashboard.routes import AUTH_KEY, DASHBOARD_KEY, Dashboard
+from adapters.dashboard.routes import add_routes as add_dashboard_routes
 from adapters.http_log import http_log
 from adapters.json_body import decode_object
 from adapters.metrics import Metrics
@@ -64,6 +68,7 @@ from adapters.models.catalog import Fetch
 from adapters.quota import QuotaMonitor, Reading, ReadTier
 from adapters.quota_view import quota_json
 from adapters.request_log import FIELDS, RequestLog, describe
+from adapters.status import endpoint_rows
 from adapters.store_sqlite import QuotaRow, SQLiteStore
 from adapters.store_sync import StoreSync
 from adapters.trace.format import Header
@@ -236,6 +241,7 @@ async def messages(request: web.Request) -> web.StreamResponse:
         request.app[METRICS].forget(request_id)  # a run that raised never finished
         if proxy.quota is not None:
             proxy.quota.forget(request_id)
+        request.app[DASHBOARD_KEY].live.forget(request_id)
     fields = request.app[REQUEST_LOG].finish(request_id, outcome)
     log.info(
         "%s %s -> %s (%s) %s -> %s %s %s",
@@ -353,20 +359,6 @@ def _account_rows(proxy: Proxy) -> list[dict[str, Any]]:
     return rows
 
 
-def _endpoint_rows(proxy: Proxy) -> dict[str, dict[str, Any]]:
-    """Each endpoint's breaker state and retry budget (tokens left)."""
-    now = proxy.clock.now()
-    rows = {}
-    for name, health in proxy.engine.pool.endpoints.items():
-        health.retry_at(now)  # refill first
-        rows[name] = {
-            "state": health.state,
-            "consecutive_failures": health.failures,
-            "retry_budget": round(health.tokens, 2),
-        }
-    return rows
-
-
 async def health(request: web.Request) -> web.Response:
     proxy = request.app[PROXY]
     rows = _account_rows(proxy)
@@ -375,7 +367,7 @@ async def health(request: web.Request) -> web.Response:
         {
             "status": "ok" if usable and proxy.sync.failing is None else "degraded",
             "accounts": {"total": len(rows), "usable": len(usable)},
-            "endpoints": _endpoint_rows(proxy),
+            "endpoints": endpoint_rows(proxy.engine.pool, proxy.clock.now()),
             "state_writes": {"pending": proxy.sync.pending, "failing": proxy.sync.failing},
         }
     )
@@ -468,8 +460,10 @@ def make_app(
     """The proxy as an aiohttp application (the ClientSession lives and dies with it). The
     model catalog fetches the live list with `model_fetch`, by default through the Cloud Code
     API when `transport` is the default too; else it serves the built-in list."""
+    key = settings.server.api_key
+    auth = DashboardAuth(key.get_secret_value() if key else None)
     app = web.Application(
-        middlewares=[_request_id, _errors, web_guard(settings)],
+        middlewares=[_request_id, _errors, web_guard(settings, auth)],
         client_max_size=int(settings.server.body_limit_mb * 1024 * 1024),
         handler_args={"logger": http_log()},
     )
@@ -520,6 +514,7 @@ def make_app(
         if monitor is not None:
             monitor.start()
         app[REQUEST_LOG] = RequestLog()
+        live = LiveView(now=the_clock.now, wall=the_clock.wall)
         observers = FanOut(
             recorder,
             sink,
@@ -527,11 +522,21 @@ def make_app(
             _StepObserver(on_step) if on_step else None,
             app[METRICS],
             monitor,
+            live,
+        )
+        app[DASHBOARD_KEY] = Dashboard(
+            pool,
+            store.accounts,
+            monitor,
+            live,
+            the_clock,
+            auth,
+            lambda: {"pending": sync.pending, "failing": sync.failing},
         )
         engine.on_step = observers.on_step if observers.targets else None
         counter = itertools.count(1)
         prefix = f"req-{int(time.time()):x}"
-        app[METRICS].watch_pool(pool, the_clock.now, catalog.names)
+        app[METRICS].watch_pool(pool, the_clock.now)
         app[PROXY] = Proxy(
             settings,
             store,
@@ -553,7 +558,9 @@ def make_app(
             trace_file.close()
 
     app[METRICS] = Metrics()
+    app[AUTH_KEY] = auth
     app.cleanup_ctx.append(lifecycle)
+    add_dashboard_routes(app)
     app.router.add_post("/v1/messages", messages)
     app.router.add_post("/v1/messages/count_tokens", count_tokens)
     app.router.add_get("/v1/models", models)

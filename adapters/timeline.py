@@ -75,6 +75,12 @@ class Timeline:
             if note:
                 lines[-1].notes.append(note)
 
+    def forget(self, request_id: str) -> None:
+        """Drop what is kept for a request (its timeline was rendered, or is not wanted)."""
+        self.started.pop(request_id, None)
+        self.lines.pop(request_id, None)
+        self.labels.pop(request_id, None)
+
     def render(self, request_id: str) -> str:
         start = self.started.get(request_id, 0.0)
         out = [f"{request_id} ({self.labels.get(request_id, '')})"]

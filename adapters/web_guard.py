@@ -13,7 +13,9 @@ out is a web page in the user's browser, which can send requests to 127.0.0.1 to
    SDKs, Claude Code, curl) send neither.
 3. **API key**, when one is configured: every route except the liveness probes (`GET`/`HEAD` of
    `/` and `/api/hello`, which answer a constant) needs it, as `x-api-key` or a bearer token,
-   compared in constant time. Else 401.
+   compared in constant time. Else 401. The dashboard (`adapters.dashboard.auth`) also takes
+   its session cookie instead, and its login form is open; a page load without either goes
+   to the login form.
 4. **JSON only**: `POST /v1/*` needs `Content-Type: application/json` (parameters such as
    `charset` allowed): a page can send `text/plain`, form and multipart bodies, or none,
    cross-site without a CORS preflight. Else 415.
@@ -33,6 +35,7 @@ from aiohttp.typedefs import Handler, Middleware
 from adapters.client_stream import error_response
 from adapters.config import Settings
 from adapters.convert.anthropic import quote
+from adapters.dashboard.auth import DASHBOARD, LOGIN, DashboardAuth
 
 PROBES = ("/", "/api/hello")
 """Liveness probes open without a key: Claude Code 2.1.x sends `HEAD /api/hello`."""
@@ -112,7 +115,7 @@ def _given_key(request: web.Request) -> bytes:
     return given.encode("utf-8", "surrogateescape")
 
 
-def web_guard(settings: Settings) -> Middleware:
+def web_guard(settings: Settings, dashboard: DashboardAuth | None = None) -> Middleware:
     """The middleware that applies the checks above with these settings."""
     server = settings.server
     allowed = frozenset(server.allowed_hosts)
@@ -143,6 +146,10 @@ def web_guard(settings: Settings) -> Middleware:
             and not probe
             and not hmac.compare_digest(_given_key(request), expected)
         ):
+            if dashboard is not None and (request.path == LOGIN or dashboard.signed_in(request)):
+                return await handler(request)
+            if dashboard is not None and request.path == DASHBOARD and request.method == "GET":
+                raise web.HTTPSeeOther(LOGIN)
             return refuse(401, "authentication_error", "invalid or missing API key")
         if (
             request.method == "POST"

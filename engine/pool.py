@@ -243,6 +243,22 @@ class AccountPool:
             return None
         return cd
 
+    def cooldowns(self, account_id: str, now: float) -> dict[str, Cooldown]:
+        """Every account x model cooldown of the account still in force, by model."""
+        return {
+            model: cd
+            for (account, model), cd in self._cooldowns.items()
+            if account == account_id and cd.until > now
+        }
+
+    def rests(self, account_id: str, now: float) -> dict[tuple[str, str], Cooldown]:
+        """Every capacity rest of the account's targets still in force, by (model, endpoint)."""
+        return {
+            (model, endpoint): rest
+            for (account, model, endpoint), rest in self._rests.items()
+            if account == account_id and rest.until > now
+        }
+
     def cool_down(
         self, account_id: str, model: str, until: float, reason: str, now: float
     ) -> float:

@@ -1,0 +1,150 @@
+"""What the dashboard shows of the requests: a `TraceSink` and step observer, bounded.
+
+- **In flight**: each running request's model, the state it is in and since when, and the
+  attempts it made (`account@endpoint`, opaque ids).
+- **Finished**: the last `keep` requests with their outcome and the timeline `interlock
+  replay` prints (`adapters.timeline`).
+- **Over time**: per minute of wall-clock time, the count of each outcome (`ok` or the error
+  type) and of each attempt result (`ok`, a failure kind, `cancelled`), for the last `minutes`.
+
+Everything kept is bounded: in-flight entries leave with their request (or `forget`), the
+finished list and the minutes are ring buffers. No prompt text, secret or email is kept.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from adapters.metrics import attempt_result
+from adapters.timeline import Timeline
+from engine.effects import Effect, Finish, SendAttempt
+from engine.events import Event
+from engine.request import Request
+
+KEEP = 50
+MINUTES = 60
+
+
+@dataclass
+class _Running:
+    model: str
+    client_model: str | None
+    stream: bool
+    arrived: float  # monotonic
+    arrived_wall: float
+    state: str = "Selecting"
+    since: float = 0.0
+    attempts: list[str] = field(default_factory=list)
+
+
+class LiveView:
+    def __init__(
+        self,
+        *,
+        now: Callable[[], float],
+        wall: Callable[[], float] = time.time,
+        keep: int = KEEP,
+        minutes: int = MINUTES,
+    ) -> None:
+        self._now, self._wall = now, wall
+        self.running: dict[str, _Running] = {}
+        self.finished: deque[dict[str, Any]] = deque(maxlen=keep)
+        self.minutes: deque[tuple[int, Counter[str], Counter[str]]] = deque(maxlen=minutes)
+        self._timeline = Timeline()
+
+    # the engine's step observer -----------------------------------------------------------
+    def on_step(self, request: Request, source: str, trigger: str, dest: str) -> None:
+        if request.id in self.running:
+            self._timeline.on_step(request, source, trigger, dest)
+
+    # the runner's TraceSink ---------------------------------------------------------------
+    def arrived(
+        self,
+        request_id: str,
+        at: float,
+        model: str,
+        stream: bool,
+        client_model: str | None = None,
+    ) -> None:
+        self.running[request_id] = _Running(model, client_model, stream, at, self._wall(), since=at)
+        self._timeline.arrived(request_id, at, model, stream, client_model)
+
+    def received(self, request_id: str, at: float, event: Event) -> None:
+        result = attempt_result(event)
+        if result is not None and request_id in self.running:
+            self._minute()[2][result] += 1
+
+    def emitted(self, request_id: str, at: float, state: str, effects: list[Effect]) -> None:
+        running = self.running.get(request_id)
+        if running is None:
+            return
+        self._timeline.emitted(request_id, at, state, effects)
+        if state != running.state:
+            running.state, running.since = state, at
+        for effect in effects:
+            if isinstance(effect, SendAttempt):
+                running.attempts.append(f"{effect.account}@{effect.endpoint}")
+            elif isinstance(effect, Finish):
+                self._finish(request_id, running, effect, at)
+
+    def forget(self, request_id: str) -> None:
+        """Drop a request that ended without a `Finish` (the runner raised)."""
+        self.running.pop(request_id, None)
+        self._timeline.forget(request_id)
+
+    # reading ------------------------------------------------------------------------------
+    def _finish(self, request_id: str, running: _Running, finish: Finish, at: float) -> None:
+        outcome = finish.outcome
+        result = "ok" if outcome.ok else (outcome.error_type or "error")
+        self._minute()[1][result] += 1
+        self.finished.appendleft(
+            {
+                "id": request_id,
+                "model": running.model,
+                "client_model": running.client_model,
+                "stream": running.stream,
+                "status": outcome.status,
+                "outcome": result,
+                "failure": outcome.failure.value if outcome.failure else None,
+                "attempts": running.attempts,
+                "seconds": round(at - running.arrived, 3),
+                "finished_at": self._wall(),
+                "timeline": self._timeline.render(request_id),
+            }
+        )
+        del self.running[request_id]
+        self._timeline.forget(request_id)
+
+    def _minute(self) -> tuple[int, Counter[str], Counter[str]]:
+        minute = int(self._wall() // 60)
+        if not self.minutes or self.minutes[-1][0] != minute:
+            self.minutes.append((minute, Counter(), Counter()))
+        return self.minutes[-1]
+
+    def in_flight(self) -> list[dict[str, Any]]:
+        now = self._now()
+        return [
+            {
+                "id": request_id,
+                "model": r.model,
+                "client_model": r.client_model,
+                "stream": r.stream,
+                "state": r.state,
+                "in_state_s": round(now - r.since, 3),
+                "age_s": round(now - r.arrived, 3),
+                "attempts": r.attempts,
+            }
+            for request_id, r in self.running.items()
+        ]
+
+    def history(self) -> list[dict[str, Any]]:
+        """Per minute (oldest first): `{"minute": epoch minute, "outcomes": {..},
+        "attempts": {..}}`."""
+        return [
+            {"minute": minute, "outcomes": dict(outcomes), "attempts": dict(attempts)}
+            for minute, outcomes, attempts in self.minutes
+        ]
