@@ -30,7 +30,7 @@ def need_browser() -> str:
     if path is None:
         pytest.skip("no Chromium: `apt-get install chromium` (or set INTERLOCK_CHROMIUM)")
     try:
-        import playwright  # noqa: F401, PLC0415
+        import playwright  # noqa: F401
     except ImportError:
         pytest.skip("no Playwright: `pip install -e '.[dev]'`")
     return path
@@ -39,7 +39,7 @@ def need_browser() -> str:
 @asynccontextmanager
 async def browser_page(width: int = 1280, height: int = 900) -> AsyncIterator[object]:
     """A fresh page in a headless Chromium (closed afterwards)."""
-    from playwright.async_api import async_playwright  # noqa: PLC0415
+    from playwright.async_api import async_playwright
 
     path = need_browser()
     async with async_playwright() as playwright:

@@ -26,7 +26,7 @@ def _browser() -> None:
 def test_the_dashboard_shows_the_pool_a_request_moving_through_states_and_disables_an_account() -> (
     None
 ):
-    from playwright.async_api import expect  # noqa: PLC0415
+    from playwright.async_api import expect
 
     async def scenario() -> None:
         slow = {"first_byte_timeout_s": 30}  # the slow answer is waited for, not cut off
@@ -74,7 +74,7 @@ def test_the_dashboard_shows_the_pool_a_request_moving_through_states_and_disabl
 
 
 def test_with_an_api_key_the_dashboard_asks_for_it_once_and_keeps_a_session() -> None:
-    from playwright.async_api import expect  # noqa: PLC0415
+    from playwright.async_api import expect
 
     async def scenario() -> None:
         async with proxy(2, server={"api_key": KEY}) as served, browser_page() as page_:
