@@ -35,6 +35,9 @@ def test_the_dashboard_shows_the_pool_a_request_moving_through_states_and_disabl
             assert served.fake is not None
             served.fake.script(A1, [stream("slow answer", latency=1.5)])
             served.fake.script(A2, [stream("slow answer", latency=1.5)])
+            errors: list[str] = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             await page.goto(served.url + "/dashboard")
             rows = page.locator("#accounts tbody tr")
             await expect(rows).to_have_count(2)
@@ -69,6 +72,9 @@ def test_the_dashboard_shows_the_pool_a_request_moving_through_states_and_disabl
                 status, _, _ = await post(served)
                 assert status == 200
             assert {account for _, account in calls(served)} == {A2}
+            bars = page.locator('#history tr[data-series="outcome: ok"] rect')
+            await expect(bars).to_have_count(1)  # one minute so far
+            assert errors == []
 
     run(scenario())
 

@@ -1,7 +1,8 @@
 """The request machine as an SVG, generated from `engine.table` and `engine.diagram.edges()`:
 one box per state (`<g data-state="NAME">`, where the page shows the requests in it) and one
-arrow per (source, destination) edge, its triggers in a tooltip. The layout is a fixed grid,
-the happy path along the top row; every state of the table has a cell (a test checks)."""
+arrow per (source, destination) edge, its triggers in a tooltip. The layout is a fixed grid
+with Selecting, the hub, in the middle and the happy path to its right; every state of the
+table has a cell of its own (a test checks)."""
 
 from __future__ import annotations
 
@@ -13,16 +14,16 @@ from engine.diagram import edges
 from engine.table import STATES
 
 LAYOUT: dict[str, tuple[int, int]] = {
-    "Selecting": (0, 0),
-    "Fetching": (1, 0),
-    "Streaming": (2, 0),
+    "CapacityWait": (0, 0),
+    "RateLimitWait": (0, 2),
+    "Backoff": (1, 0),
+    "Selecting": (1, 1),
+    "Fallback": (1, 2),
+    "Fetching": (2, 1),
+    "Switching": (2, 2),
     "Done": (3, 0),
-    "Backoff": (0, 1),
-    "Switching": (1, 1),
-    "Fallback": (2, 1),
-    "Failed": (3, 1),
-    "CapacityWait": (0, 2),
-    "RateLimitWait": (1, 2),
+    "Streaming": (3, 1),
+    "Failed": (3, 2),
 }
 """(column, row) of each state."""
 

@@ -151,20 +151,32 @@ function drawFinished(finished) {
   );
 }
 
-function sparkline(values) {
+function bars(values, minutes) {
+  // one bar per minute of the last hour, the newest at the right
   const svg = document.createElementNS(SVG_NS, "svg");
   svg.setAttribute("class", "spark");
   svg.setAttribute("viewBox", "0 0 240 24");
   const top = Math.max(1, ...values);
-  const step = values.length > 1 ? 240 / (values.length - 1) : 0;
-  const line = document.createElementNS(SVG_NS, "polyline");
-  line.setAttribute("points", values.map((v, i) => `${(i * step).toFixed(1)},${(22 - (v / top) * 20).toFixed(1)}`).join(" "));
-  svg.append(line);
+  const newest = Math.max(...minutes);
+  values.forEach((v, i) => {
+    if (!v) return;
+    const bar = document.createElementNS(SVG_NS, "rect");
+    const height = Math.max(2, (v / top) * 22);
+    bar.setAttribute("x", String((59 - (newest - minutes[i])) * 4));
+    bar.setAttribute("y", String(24 - height));
+    bar.setAttribute("width", "3");
+    bar.setAttribute("height", String(height));
+    const title = document.createElementNS(SVG_NS, "title");
+    title.textContent = `${v} in minute ${new Date(minutes[i] * 60000).toISOString().slice(11, 16)} UTC`;
+    bar.append(title);
+    svg.append(bar);
+  });
   return svg;
 }
 
 function drawHistory(history) {
   const series = new Map();
+  const minutes = history.map((m) => m.minute);
   history.forEach((minute, i) => {
     for (const [kind, counts] of [["outcome", minute.outcomes], ["attempt", minute.attempts]]) {
       for (const [name, n] of Object.entries(counts)) {
@@ -181,7 +193,7 @@ function drawHistory(history) {
   }
   body.replaceChildren(
     ...[...series.entries()].sort().map(([key, values]) =>
-      el("tr", { "data-series": key }, el("td", {}, key), el("td", {}, sparkline(values)), el("td", {}, values.reduce((a, b) => a + b, 0))),
+      el("tr", { "data-series": key }, el("td", {}, key), el("td", {}, bars(values, minutes)), el("td", {}, values.reduce((a, b) => a + b, 0))),
     ),
   );
 }
