@@ -260,12 +260,15 @@ def build_parser() -> argparse.ArgumentParser:
         "serve",
         help="run the proxy (Claude Code: ANTHROPIC_BASE_URL=http://127.0.0.1:8080)",
         description="Run the Anthropic-API proxy. Settings come from --config (TOML: [server], "
-        "[upstream], [oauth], [models], [policy]), then the environment (INTERLOCK_HOST, "
+        "[upstream], [oauth], [models], [quota], [policy]), then the environment (INTERLOCK_HOST, "
         "INTERLOCK_PORT, INTERLOCK_API_KEY, INTERLOCK_STATE, INTERLOCK_OAUTH_CLIENT_ID, "
         "INTERLOCK_OAUTH_CLIENT_SECRET), then these flags. Model names resolve against the "
         "upstream's live model list (the built-in list until it is fetched): [models] aliases "
         "first, then listed names (also without a date suffix), then families (opus, sonnet, "
-        "haiku: the best available, or the [models] opus / sonnet / haiku setting).",
+        "haiku: the best available, or the [models] opus / sonnet / haiku setting). Each "
+        "account's quota and tier are read at start and every [quota] refresh_s (GET /quota). "
+        "The dashboard is at http://HOST:PORT/dashboard ([server] dashboard = false turns it "
+        "off).",
     )
     sv.add_argument("--config", metavar="FILE", help="TOML configuration file")
     sv.add_argument("--host", help="address to bind (default 127.0.0.1; others need care)")

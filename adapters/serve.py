@@ -182,6 +182,8 @@ async def serve(settings: Settings, *, sandbox_accounts: int | None = None) -> i
     mode = " (sandbox: fake upstream, simulated accounts)" if served.fake else ""
     print(f"interlock listening on {served.url}{mode} with {accounts} account(s)")
     print(f"  point Claude Code at it:  ANTHROPIC_BASE_URL={served.url} claude")
+    if settings.server.dashboard:
+        print(f"  dashboard:                {served.url}/dashboard")
     if served.fake is not None:
         print(f"  script faults:            POST {served.fake.auth_url}/_fake/script")
     if accounts == 0:

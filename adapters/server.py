@@ -241,7 +241,8 @@ async def messages(request: web.Request) -> web.StreamResponse:
         request.app[METRICS].forget(request_id)  # a run that raised never finished
         if proxy.quota is not None:
             proxy.quota.forget(request_id)
-        request.app[DASHBOARD_KEY].live.forget(request_id)
+        if DASHBOARD_KEY in request.app:
+            request.app[DASHBOARD_KEY].live.forget(request_id)
     fields = request.app[REQUEST_LOG].finish(request_id, outcome)
     log.info(
         "%s %s -> %s (%s) %s -> %s %s %s",
@@ -462,8 +463,9 @@ def make_app(
     API when `transport` is the default too; else it serves the built-in list."""
     key = settings.server.api_key
     auth = DashboardAuth(key.get_secret_value() if key else None)
+    dashboard = settings.server.dashboard
     app = web.Application(
-        middlewares=[_request_id, _errors, web_guard(settings, auth)],
+        middlewares=[_request_id, _errors, web_guard(settings, auth if dashboard else None)],
         client_max_size=int(settings.server.body_limit_mb * 1024 * 1024),
         handler_args={"logger": http_log()},
     )
@@ -514,7 +516,7 @@ def make_app(
         if monitor is not None:
             monitor.start()
         app[REQUEST_LOG] = RequestLog()
-        live = LiveView(now=the_clock.now, wall=the_clock.wall)
+        live = LiveView(now=the_clock.now, wall=the_clock.wall) if dashboard else None
         observers = FanOut(
             recorder,
             sink,
@@ -524,15 +526,16 @@ def make_app(
             monitor,
             live,
         )
-        app[DASHBOARD_KEY] = Dashboard(
-            pool,
-            store.accounts,
-            monitor,
-            live,
-            the_clock,
-            auth,
-            lambda: {"pending": sync.pending, "failing": sync.failing},
-        )
+        if live is not None:
+            app[DASHBOARD_KEY] = Dashboard(
+                pool,
+                store.accounts,
+                monitor,
+                live,
+                the_clock,
+                auth,
+                lambda: {"pending": sync.pending, "failing": sync.failing},
+            )
         engine.on_step = observers.on_step if observers.targets else None
         counter = itertools.count(1)
         prefix = f"req-{int(time.time()):x}"
@@ -558,9 +561,10 @@ def make_app(
             trace_file.close()
 
     app[METRICS] = Metrics()
-    app[AUTH_KEY] = auth
     app.cleanup_ctx.append(lifecycle)
-    add_dashboard_routes(app)
+    if dashboard:
+        app[AUTH_KEY] = auth
+        add_dashboard_routes(app)
     app.router.add_post("/v1/messages", messages)
     app.router.add_post("/v1/messages/count_tokens", count_tokens)
     app.router.add_get("/v1/models", models)

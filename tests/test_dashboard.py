@@ -228,3 +228,15 @@ def test_the_live_view_keeps_a_bounded_list_and_forgets_requests_that_left(keep:
     assert live.in_flight() == []
     assert sum(m["outcomes"]["ok"] for m in live.history()) == 10
     assert live._timeline.lines == {} and live._timeline.started == {}
+
+
+def test_with_the_dashboard_off_its_routes_are_gone() -> None:
+    async def scenario() -> None:
+        async with proxy(1, server={"dashboard": False}) as served:
+            status, _, _ = await post(served)
+            assert status == 200
+            for path in ("/dashboard", "/dashboard/api/state", "/dashboard/login"):
+                status, _, _ = await fetch(served, path)
+                assert status == 404, path
+
+    run(scenario())

@@ -21,8 +21,8 @@ from typing import Any
 
 from adapters.metrics import attempt_result
 from adapters.timeline import Timeline
-from engine.effects import Effect, Finish, SendAttempt
-from engine.events import Event
+from engine.effects import Effect, Finish, RelayContent, SendAttempt
+from engine.events import ContentReceived, Event
 from engine.request import Request
 
 KEEP = 50
@@ -74,6 +74,8 @@ class LiveView:
         self._timeline.arrived(request_id, at, model, stream, client_model)
 
     def received(self, request_id: str, at: float, event: Event) -> None:
+        if type(event) is ContentReceived:  # the most frequent event by far: nothing to count
+            return
         result = attempt_result(event)
         if result is not None and request_id in self.running:
             self._minute()[2][result] += 1
@@ -82,6 +84,8 @@ class LiveView:
         running = self.running.get(request_id)
         if running is None:
             return
+        if len(effects) == 1 and type(effects[0]) is RelayContent and state == running.state:
+            return  # relaying content: nothing the view or the timeline shows
         self._timeline.emitted(request_id, at, state, effects)
         if state != running.state:
             running.state, running.since = state, at
@@ -113,17 +117,23 @@ class LiveView:
                 "attempts": running.attempts,
                 "seconds": round(at - running.arrived, 3),
                 "finished_at": self._wall(),
-                "timeline": self._timeline.render(request_id),
+                "timeline": self._timeline.detach(request_id),  # rendered when first shown
             }
         )
         del self.running[request_id]
-        self._timeline.forget(request_id)
 
     def _minute(self) -> tuple[int, Counter[str], Counter[str]]:
         minute = int(self._wall() // 60)
         if not self.minutes or self.minutes[-1][0] != minute:
             self.minutes.append((minute, Counter(), Counter()))
         return self.minutes[-1]
+
+    def recent(self) -> list[dict[str, Any]]:
+        """The finished requests, newest first, each timeline rendered (once)."""
+        for entry in self.finished:
+            if not isinstance(entry["timeline"], str):
+                entry["timeline"] = entry["timeline"].render()
+        return list(self.finished)
 
     def in_flight(self) -> list[dict[str, Any]]:
         now = self._now()

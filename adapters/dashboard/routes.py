@@ -155,7 +155,7 @@ async def state(request: web.Request) -> web.Response:
             "accounts": accounts,
             "endpoints": endpoint_rows(dash.pool, now),
             "in_flight": dash.live.in_flight(),
-            "finished": list(dash.live.finished),
+            "finished": dash.live.recent(),
             "history": dash.live.history(),
             "state_writes": dash.state_writes(),
             "quota_reading": dash.quota is not None,
