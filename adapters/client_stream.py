@@ -210,6 +210,10 @@ class AiohttpClientStream:
             outcome.status, outcome.error_type or "api_error", outcome_message(outcome), **headers
         )
 
+    def disconnected(self) -> bool:
+        transport = self.request.transport
+        return self._gone.is_set() or transport is None or transport.is_closing()
+
     async def wait_disconnected(self) -> None:
         # a plain sleep per poll: no task is created (wait_for would create one each time)
         while not self._gone.is_set():

@@ -5,8 +5,8 @@ upstream and fed to the pool before any request needs it.
   and `loadCodeAssist` (the tier, at most every `[quota] tier_refresh_s`). Every account is read
   at start, then every `refresh_s` (times a random factor in 1 ± `jitter`), at most
   `concurrency` accounts at once; one read per account at a time (single flight: a read asked
-  for while one runs joins it); and again after a quota 429 on the account, at most once per
-  `after_429_s`.
+  for while one runs joins it); and again after a quota 429 on the account (seen as the
+  engine's `CoolDownAccount` effect with the quota reason), at most once per `after_429_s`.
 - **Fed to the pool**: each reported fraction goes to `AccountPool.update_quota` (the hybrid
   strategy's quota term and its thresholds: an account x model under the floor is used only
   when nothing else is left). An account x model reported at 0 with a reset ahead rests until
@@ -30,15 +30,17 @@ from dataclasses import dataclass, field
 from adapters.cloudcode.models import ModelInfo
 from adapters.cloudcode.tier import Tier
 from adapters.config import QuotaSettings
-from engine.effects import Effect, Finish, SendAttempt
-from engine.events import Event, UpstreamFailed
+from engine.effects import CoolDownAccount, Effect
 from engine.failures import FailureKind
 from engine.pool import AccountPool
 from engine.runner.ports import Clock
+from engine.spec import REST_REASONS
 
 log = logging.getLogger("interlock.quota")
 
 REPORTED_EMPTY = "quota exhausted (reported by fetchAvailableModels)"
+QUOTA_REASON = REST_REASONS[FailureKind.QUOTA_EXHAUSTED]
+"""The reason the engine rests an account x model with after a quota 429."""
 """The reason of a rest ordered by a reading (the only rests a later reading lifts)."""
 
 Fetch = Callable[[str], Awaitable[Mapping[str, ModelInfo]]]
@@ -86,7 +88,6 @@ class QuotaMonitor:
         self._slots: asyncio.Semaphore | None = None
         self._tier_at: dict[str, float] = {}  # monotonic time of each account's last tier read
         self._asked_at: dict[str, float] = {}  # monotonic time of the last read after a 429
-        self._attempts: dict[str, str] = {}  # request id -> account of its attempt
         self._tasks: set[asyncio.Task[object]] = set()
         self._loop_task: asyncio.Task[None] | None = None
 
@@ -228,18 +229,8 @@ class QuotaMonitor:
 
     # the runner's TraceSink (only what a quota 429 needs) ---------------------------------
     def emitted(self, request_id: str, at: float, state: str, effects: list[Effect]) -> None:
+        """A quota 429 rests its account x model (`CoolDownAccount` with the quota reason):
+        read that account again. Nothing is kept per request."""
         for effect in effects:
-            if isinstance(effect, SendAttempt):
-                self._attempts[request_id] = effect.account
-            elif isinstance(effect, Finish):
-                self._attempts.pop(request_id, None)
-
-    def received(self, request_id: str, at: float, event: Event) -> None:
-        if isinstance(event, UpstreamFailed) and event.facts.kind is FailureKind.QUOTA_EXHAUSTED:
-            account = self._attempts.get(request_id)
-            if account is not None:
-                self.read_soon(account)
-
-    def forget(self, request_id: str) -> None:
-        """Drop what is kept for a request that ended without a `Finish` (the runner raised)."""
-        self._attempts.pop(request_id, None)
+            if type(effect) is CoolDownAccount and effect.reason == QUOTA_REASON:
+                self.read_soon(effect.account)

@@ -239,8 +239,6 @@ async def messages(request: web.Request) -> web.StreamResponse:
         )
     finally:
         request.app[METRICS].forget(request_id)  # a run that raised never finished
-        if proxy.quota is not None:
-            proxy.quota.forget(request_id)
         if DASHBOARD_KEY in request.app:
             request.app[DASHBOARD_KEY].live.forget(request_id)
     fields = request.app[REQUEST_LOG].finish(request_id, outcome)

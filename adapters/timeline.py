@@ -33,23 +33,6 @@ class _Line:
     notes: list[str] = field(default_factory=list)
 
 
-@dataclass
-class Detached:
-    """One request's timeline, taken out of a `Timeline` to be rendered when needed."""
-
-    request_id: str
-    start: float
-    label: str
-    lines: list[_Line]
-
-    def render(self) -> str:
-        out = [f"{self.request_id} ({self.label})"]
-        for line in self.lines:
-            notes = f"   {'; '.join(line.notes)}" if line.notes else ""
-            out.append(f"  +{line.at - self.start:7.3f}s  {line.text:<48}{notes}")
-        return "\n".join(out)
-
-
 class Timeline:
     def __init__(self, names: dict[str, str] | None = None) -> None:
         self.names = names if names is not None else {}  # account id -> a label to show
@@ -92,29 +75,13 @@ class Timeline:
             if note:
                 lines[-1].notes.append(note)
 
-    def detach(self, request_id: str) -> Detached:
-        """Take a request's timeline out (forgetting it here), to render later."""
-        detached = Detached(
-            request_id,
-            self.started.pop(request_id, 0.0),
-            self.labels.pop(request_id, ""),
-            self.lines.pop(request_id, []),
-        )
-        return detached
-
-    def forget(self, request_id: str) -> None:
-        """Drop what is kept for a request (its timeline was rendered, or is not wanted)."""
-        self.started.pop(request_id, None)
-        self.lines.pop(request_id, None)
-        self.labels.pop(request_id, None)
-
     def render(self, request_id: str) -> str:
-        return Detached(
-            request_id,
-            self.started.get(request_id, 0.0),
-            self.labels.get(request_id, ""),
-            self.lines.get(request_id, []),
-        ).render()
+        start = self.started.get(request_id, 0.0)
+        out = [f"{request_id} ({self.labels.get(request_id, '')})"]
+        for line in self.lines.get(request_id, []):
+            notes = f"   {'; '.join(line.notes)}" if line.notes else ""
+            out.append(f"  +{line.at - start:7.3f}s  {line.text:<48}{notes}")
+        return "\n".join(out)
 
 
 def _describe(effect: Effect, start: float, names: dict[str, str]) -> str:

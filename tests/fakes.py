@@ -127,6 +127,9 @@ class RecordingClient:
         assert self.outcome is None, "two outcomes"
         self.outcome = outcome
 
+    def disconnected(self) -> bool:
+        return False  # told at once by wait_disconnected, on the virtual clock
+
     async def wait_disconnected(self) -> None:
         if self.leave_at is None:
             await asyncio.Event().wait()

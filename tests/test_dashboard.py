@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
@@ -15,7 +16,8 @@ from adapters.dashboard.chart import LAYOUT, svg
 from adapters.dashboard.live import LiveView
 from adapters.serve import Served
 from adapters.server import PROXY
-from engine.effects import Finish, Outcome, SendAttempt
+from adapters.timeline import Timeline
+from engine.effects import Finish, Outcome, RelayContent, SendAttempt
 from engine.events import StreamEnded
 from engine.table import STATES
 from tests.e2e import BODY, post, proxy, run, written
@@ -227,7 +229,26 @@ def test_the_live_view_keeps_a_bounded_list_and_forgets_requests_that_left(keep:
     assert live.running == {}
     assert live.in_flight() == []
     assert sum(m["outcomes"]["ok"] for m in live.history()) == 10
-    assert live._timeline.lines == {} and live._timeline.started == {}
+
+
+def test_a_finished_timeline_is_the_text_the_timeline_renders_for_the_same_steps() -> None:
+    live = LiveView(now=lambda: 0.0, wall=lambda: 1_800_000_000.0)
+    timeline = Timeline()
+    send = [SendAttempt(account="acct-1", endpoint="daily", model="m", attempt=1)]
+    request = SimpleNamespace(id="r1", now=0.0)
+    for sink in (live, timeline):
+        sink.arrived("r1", 0.0, "m", True, "claude-x")
+        sink.emitted("r1", 0.0, "Fetching", send)
+        sink.on_step(request, "Selecting", "target_granted", "Fetching")  # type: ignore[arg-type]
+        for _ in range(3):
+            sink.on_step(request, "Streaming", "content_received", "Streaming")  # type: ignore[arg-type]
+            sink.emitted("r1", 0.1, "Streaming", [RelayContent(content="x")])
+        sink.on_step(request, "Streaming", "stream_ended", "Done")  # type: ignore[arg-type]
+        sink.emitted("r1", 0.2, "Done", [Finish(outcome=Outcome(ok=True))])
+
+    [finished] = live.recent()
+    assert finished["timeline"] == timeline.render("r1")
+    assert finished["timeline"].count("content_received") == 1
 
 
 def test_with_the_dashboard_off_its_routes_are_gone() -> None:

@@ -17,10 +17,8 @@ import pytest
 from adapters.cloudcode.models import ModelInfo
 from adapters.cloudcode.tier import Tier, tier_of
 from adapters.config import QuotaSettings
-from adapters.quota import REPORTED_EMPTY, QuotaMonitor, Reading
-from engine.effects import Finish, Outcome, SendAttempt
-from engine.events import UpstreamFailed
-from engine.failures import FailureKind, UpstreamFacts
+from adapters.quota import QUOTA_REASON, REPORTED_EMPTY, QuotaMonitor, Reading
+from engine.effects import CoolDownAccount, SendAttempt
 from engine.policy import Policy
 from engine.pool import AccountPool
 from engine.runner.clock import VirtualClock
@@ -227,36 +225,22 @@ def test_a_quota_429_reads_the_account_again_at_most_once_per_after_429_s() -> N
     clock = VirtualClock()
     pool, upstream = pool_of(A1, A2), Upstream(clock, latency=0.0)
     quota = monitor(clock, pool, upstream, after_429_s=5)
-    facts = UpstreamFacts(status=429, kind=FailureKind.QUOTA_EXHAUSTED)
-    send = SendAttempt(account=A1, endpoint="daily", model=MODEL, attempt=1)
+    rest = CoolDownAccount(account=A1, model=MODEL, until=60.0, reason=QUOTA_REASON)
+    other = CoolDownAccount(account=A2, model=MODEL, until=60.0, reason="rate limited")
+    send = SendAttempt(account=A2, endpoint="daily", model=MODEL, attempt=1)
 
     async def story() -> None:
-        for second in range(12):  # a quota 429 on a1 every second
-            quota.emitted(f"r{second}", clock.now(), "Fetching", [send])
-            quota.received(f"r{second}", clock.now(), UpstreamFailed(facts=facts))
+        for second in range(12):  # a quota 429 rests a1 every second; a2 only rate limits
+            quota.emitted(f"r{second}", clock.now(), "Switching", [send, rest])
+            quota.emitted(f"s{second}", clock.now(), "Switching", [other])
             await asyncio.sleep(1)
-        quota.received("r-none", clock.now(), UpstreamFailed(facts=facts))  # no attempt known
-        other = UpstreamFacts(status=429, kind=FailureKind.RATE_LIMITED)
-        quota.emitted("r-rate", clock.now(), "Fetching", [send])
-        quota.received("r-rate", clock.now(), UpstreamFailed(facts=other))
         await asyncio.sleep(0)
 
     clock.run(story())
 
+    assert QUOTA_REASON == "quota exhausted"
     assert [at for at, _ in upstream.calls] == [0.0, 5.0, 10.0]
     assert upstream.reads(A2) == 0
-
-
-def test_what_a_finished_request_attempted_is_forgotten() -> None:
-    clock = VirtualClock()
-    quota = monitor(clock, pool_of(A1), Upstream(clock))
-    send = SendAttempt(account=A1, endpoint="daily", model=MODEL, attempt=1)
-    quota.emitted("r1", 0.0, "Fetching", [send])
-    quota.emitted("r1", 0.0, "Streaming", [Finish(outcome=Outcome(ok=True))])
-    quota.emitted("r2", 0.0, "Fetching", [send])
-    quota.forget("r2")
-
-    assert quota._attempts == {}
 
 
 def test_the_tier_is_read_with_the_first_reading_and_then_at_most_every_tier_refresh_s() -> None:

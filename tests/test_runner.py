@@ -122,3 +122,39 @@ def test_the_trace_sink_sees_arrival_inputs_and_outputs_in_time_order() -> None:
     assert kinds[0] == "arrived" and kinds[-1] == "emitted"
     times = [r[2] for r in sink.records]
     assert times == sorted(times)
+
+
+class PollingClient(RecordingClient):
+    """A client whose disconnect `wait_disconnected` learns only at its next poll (every 0.5 s,
+    as `AiohttpClientStream` polls the transport), while `disconnected()` already knows."""
+
+    async def wait_disconnected(self) -> None:
+        assert self.leave_at is not None
+        while self.clock.now() < self.leave_at:
+            await asyncio.sleep(0.5)
+
+    def disconnected(self) -> bool:
+        return self.leave_at is not None and self.clock.now() >= self.leave_at
+
+
+def test_a_client_gone_between_two_polls_gets_no_further_upstream_attempt() -> None:
+    # A fails at 0.3 s with a 500 (the request would move to the next target at once); the
+    # client left at 0.2 s, but the disconnect poll only notices it at 0.5 s
+    clock, pool, runner, transport, _ = make(
+        ["A", "B"], {"A": [error(SERVER_500, delay=0.3)]}, strategy="round-robin"
+    )
+    client = PollingClient(clock, leave_at=0.2)
+    outcome = clock.run(runner.run("r1", MODEL, True, client))
+    assert outcome.status == 499
+    assert transport.log == [(0.0, "A", "daily")]
+    assert clock.now() == 0.3
+    assert pool.leases() == 0
+
+
+def test_a_client_gone_between_two_polls_ends_a_wait_without_the_retry_it_waited_for() -> None:
+    clock, pool, runner, transport, _ = make(["A"], {"A": [error(capacity(503))]})
+    client = PollingClient(clock, leave_at=5.01)  # the wait ends at 5.05, the poll at 5.5
+    outcome = clock.run(runner.run("r1", MODEL, True, client))
+    assert outcome.status == 499
+    assert transport.log == [(0.0, "A", "daily"), (0.05, "A", "prod")]
+    assert clock.now() == 5.05

@@ -351,6 +351,9 @@ class RecordingClient:
     async def finish(self, outcome: Outcome) -> None:
         self.record.finishes.append((self.clock.now(), outcome))
 
+    def disconnected(self) -> bool:
+        return False  # told at once by wait_disconnected, on the virtual clock
+
     async def wait_disconnected(self) -> None:
         leave_at = self.record.leave_at
         if leave_at is None:

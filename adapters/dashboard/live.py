@@ -22,9 +22,17 @@ from typing import Any
 from adapters.metrics import attempt_result
 from adapters.timeline import Timeline
 from engine.effects import Effect, Finish, RelayContent, SendAttempt
-from engine.events import ContentReceived, Event
+from engine.events import (
+    Event,
+    StreamBroken,
+    StreamEnded,
+    UpstreamFailed,
+    UpstreamUnreachable,
+)
 from engine.request import Request
 
+FINAL_EVENTS = frozenset({StreamEnded, StreamBroken, UpstreamFailed, UpstreamUnreachable})
+"""The events that end an attempt (`adapters.metrics.attempt_result` names how)."""
 KEEP = 50
 MINUTES = 60
 
@@ -39,6 +47,34 @@ class _Running:
     state: str = "Selecting"
     since: float = 0.0
     attempts: list[str] = field(default_factory=list)
+    calls: list[tuple[Any, ...]] = field(default_factory=list)  # replayed into a Timeline
+
+
+@dataclass(frozen=True, slots=True)
+class _At:
+    """What `Timeline.on_step` reads of a request."""
+
+    id: str
+    now: float
+
+
+@dataclass
+class _Recorded:
+    """A finished request's steps and effects, as recorded; rendered when first shown (cheap
+    to record: a tuple per call; the formatting happens at most once, and only if shown)."""
+
+    request_id: str
+    running: _Running
+
+    def render(self) -> str:
+        timeline, r = Timeline(), self.running
+        timeline.arrived(self.request_id, r.arrived, r.model, r.stream, r.client_model)
+        for call in r.calls:
+            if call[0] == "step":
+                timeline.on_step(_At(self.request_id, call[1]), *call[2:])  # type: ignore[arg-type]
+            else:
+                timeline.emitted(self.request_id, *call[1:])
+        return timeline.render(self.request_id)
 
 
 class LiveView:
@@ -47,19 +83,23 @@ class LiveView:
         *,
         now: Callable[[], float],
         wall: Callable[[], float] = time.time,
-        keep: int = KEEP,
+        keep: int | None = None,
         minutes: int = MINUTES,
     ) -> None:
         self._now, self._wall = now, wall
         self.running: dict[str, _Running] = {}
-        self.finished: deque[dict[str, Any]] = deque(maxlen=keep)
+        self.finished: deque[dict[str, Any]] = deque(maxlen=KEEP if keep is None else keep)
         self.minutes: deque[tuple[int, Counter[str], Counter[str]]] = deque(maxlen=minutes)
-        self._timeline = Timeline()
 
     # the engine's step observer -----------------------------------------------------------
     def on_step(self, request: Request, source: str, trigger: str, dest: str) -> None:
-        if request.id in self.running:
-            self._timeline.on_step(request, source, trigger, dest)
+        running = self.running.get(request.id)
+        if running is None:
+            return
+        calls = running.calls
+        if trigger == "content_received" and calls and calls[-1][3] == "content_received":
+            return  # a run of relayed content is one line
+        calls.append(("step", request.now, source, trigger, dest))
 
     # the runner's TraceSink ---------------------------------------------------------------
     def arrived(
@@ -71,10 +111,9 @@ class LiveView:
         client_model: str | None = None,
     ) -> None:
         self.running[request_id] = _Running(model, client_model, stream, at, self._wall(), since=at)
-        self._timeline.arrived(request_id, at, model, stream, client_model)
 
     def received(self, request_id: str, at: float, event: Event) -> None:
-        if type(event) is ContentReceived:  # the most frequent event by far: nothing to count
+        if type(event) not in FINAL_EVENTS:  # content and timers: nothing to count
             return
         result = attempt_result(event)
         if result is not None and request_id in self.running:
@@ -86,7 +125,7 @@ class LiveView:
             return
         if len(effects) == 1 and type(effects[0]) is RelayContent and state == running.state:
             return  # relaying content: nothing the view or the timeline shows
-        self._timeline.emitted(request_id, at, state, effects)
+        running.calls.append(("emit", at, state, effects))
         if state != running.state:
             running.state, running.since = state, at
         for effect in effects:
@@ -98,7 +137,6 @@ class LiveView:
     def forget(self, request_id: str) -> None:
         """Drop a request that ended without a `Finish` (the runner raised)."""
         self.running.pop(request_id, None)
-        self._timeline.forget(request_id)
 
     # reading ------------------------------------------------------------------------------
     def _finish(self, request_id: str, running: _Running, finish: Finish, at: float) -> None:
@@ -117,7 +155,7 @@ class LiveView:
                 "attempts": running.attempts,
                 "seconds": round(at - running.arrived, 3),
                 "finished_at": self._wall(),
-                "timeline": self._timeline.detach(request_id),  # rendered when first shown
+                "timeline": _Recorded(request_id, running),  # rendered when first shown
             }
         )
         del self.running[request_id]

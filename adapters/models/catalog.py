@@ -61,6 +61,7 @@ class ModelCatalog:
         self._accounts = accounts
         self._now = monotonic
         self._lists: dict[str, _Snapshot] = {}
+        self._union: dict[str, ModelInfo] | None = None  # models() of the current lists
         self._flight: asyncio.Future[bool] | None = None
         self._fetched_at: float | None = None  # the last refresh that got a list
         self._failed_at: float | None = None  # the last refresh that got none
@@ -75,15 +76,20 @@ class ModelCatalog:
         return bool(self._lists)
 
     def models(self) -> dict[str, ModelInfo]:
-        """The available models (union over accounts), or the built-in list."""
-        union: dict[str, ModelInfo] = {}
-        for snapshot in self._lists.values():
-            for model, info in snapshot.models.items():
-                union.setdefault(model, info)
-        return union or dict(BUILTIN)
+        """The available models (union over accounts), or the built-in list (a copy)."""
+        return dict(self._current())
+
+    def _current(self) -> dict[str, ModelInfo]:
+        if self._union is None:  # rebuilt only after the lists changed
+            union: dict[str, ModelInfo] = {}
+            for snapshot in self._lists.values():
+                for model, info in snapshot.models.items():
+                    union.setdefault(model, info)
+            self._union = union or dict(BUILTIN)
+        return self._union
 
     def names(self) -> list[str]:
-        return list(self.models())
+        return list(self._current())
 
     def quotas(self, account_id: str) -> dict[str, ModelInfo]:
         """The account's models with their quota as last fetched (empty: never fetched)."""
@@ -96,6 +102,7 @@ class ModelCatalog:
         if models:
             now = self._now()
             self._lists[account_id] = _Snapshot(dict(models), now)
+            self._union = None
             self._fetched_at = now
 
     def resolve(self, name: str, *, thinking: bool = False) -> Resolution | None:
@@ -103,7 +110,7 @@ class ModelCatalog:
         s = self.settings
         return resolve_model(
             name,
-            self.models(),
+            self._current(),
             aliases=s.aliases,
             families={"opus": s.opus, "sonnet": s.sonnet, "haiku": s.haiku},
             thinking=thinking,
@@ -171,6 +178,7 @@ class ModelCatalog:
         accounts = list(self._accounts())
         for gone in set(self._lists) - set(accounts):
             del self._lists[gone]
+            self._union = None
         if self._fetch is None or not accounts:
             self._failed_at = self._now()
             return False
@@ -190,6 +198,7 @@ class ModelCatalog:
                 continue
             now, before = self._now(), self.names() if self.live else None
             self._lists[account] = _Snapshot(models, now)
+            self._union = None
             self._fetched_at = now
             self._next = index + 1
             level = logging.DEBUG if self.names() == before else logging.INFO

@@ -136,6 +136,9 @@ class _Client:
     async def finish(self, outcome: Outcome) -> None:
         return None
 
+    def disconnected(self) -> bool:
+        return False  # told at once by wait_disconnected, on the virtual clock
+
     async def wait_disconnected(self) -> None:
         if self.leave_at is None:
             await asyncio.Event().wait()

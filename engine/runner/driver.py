@@ -78,7 +78,7 @@ class Runner:
                 outcome = await self._perform(effects, state, client, inbox, payload)
                 if outcome is not None:
                     return outcome
-                event, now = await self._next_event(request, inbox, state)
+                event, now = await self._next_event(request, inbox, state, client)
                 if self.sink is not None:
                     self.sink.received(request_id, now, event)
                 effects = self.engine.handle(request, event, now)
@@ -143,10 +143,16 @@ class Runner:
         await inbox.put((_CLIENT, ClientDisconnected()))
 
     async def _next_event(
-        self, request: Request, inbox: asyncio.Queue[tuple[int, Event]], state: _AttemptState
+        self,
+        request: Request,
+        inbox: asyncio.Queue[tuple[int, Event]],
+        state: _AttemptState,
+        client: ClientStream,
     ) -> tuple[Event, float]:
         """The next event of this request and its time: from the attempt in flight or the
-        client, or the engine's timer event (`Engine.timer_event`) when its timer is due."""
+        client, or the engine's timer event (`Engine.timer_event`) when its timer is due. A
+        client already seen gone (`ClientStream.disconnected`) turns an attempt's event or a
+        due timer into `ClientDisconnected`: the client left, whatever the upstream said."""
         while True:
             wake = self.engine.timer(request)
             timeout = None if wake is None else max(0.0, wake - self.clock.now())
@@ -158,8 +164,12 @@ class Runner:
             except TimeoutError:
                 timed = self.engine.timer_event(request, self.clock.now())
                 if timed is not None:
+                    if client.disconnected():  # gone between two polls: nothing more is sent
+                        return ClientDisconnected(), self.clock.now()
                     return timed, self.engine.timer_time(request, timed)
                 continue
+            if tag == state.generation and client.disconnected():
+                return ClientDisconnected(), self.clock.now()
             if tag in (_CLIENT, state.generation):
                 return event, self.clock.now()
 

@@ -42,6 +42,13 @@ class ClientStream(Protocol):
         """Return when the client goes away (never, if it stays)."""
         ...
 
+    def disconnected(self) -> bool:
+        """Whether the client is already seen gone, checked at once (`wait_disconnected` may
+        learn it only at its next poll). The runner asks before it hands the engine an
+        attempt's event or a timer, so that nothing is sent upstream for a client that left
+        between two polls. A stream told of a disconnect at once may always answer False."""
+        ...
+
 
 class TraceSink(Protocol):
     def arrived(
