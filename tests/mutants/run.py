@@ -1,11 +1,11 @@
 """`make mutants`: run the test suite against every planted bug of tests/mutants/mutants.toml.
 
-For each mutant: copy the repository (engine/, adapters/, tests/, pyproject.toml; not .venv)
-into a temporary directory, apply its textual patch there, and run its test selection with the
-worktree's .venv python and HYPOTHESIS_PROFILE=dev, stopping at the first failure (-x), within a
-timeout. KILLED when the tests fail, SURVIVED when they pass, STALE when the patch no longer
-applies (its snippet is gone or ambiguous), ERROR when the run itself went wrong (nothing
-collected, the copy imported the worktree's engine...).
+For each mutant: copy the repository (engine/, adapters/, tests/, diagrams/, pyproject.toml,
+README.md; not .venv) into a temporary directory, apply its textual patch there, and run its
+test selection with the worktree's .venv python and HYPOTHESIS_PROFILE=dev, stopping at the
+first failure (-x), within a timeout. KILLED when the tests fail, SURVIVED when they pass,
+STALE when the patch no longer applies (its snippet is gone or ambiguous), ERROR when the run
+itself went wrong (nothing collected, the copy imported the worktree's engine...).
 
 First a baseline: the same selections on an unmutated copy. Tests that already fail there
 (today: tests being rewritten on other branches) cannot kill anything, so they are deselected
@@ -35,7 +35,7 @@ from pathlib import Path
 from tests.mutants.catalog import Mutant, apply, load
 
 ROOT = Path(__file__).resolve().parents[2]
-COPIED = ("engine", "adapters", "tests", "pyproject.toml")
+COPIED = ("engine", "adapters", "tests", "diagrams", "pyproject.toml", "README.md")
 IGNORED = shutil.ignore_patterns("__pycache__", ".hypothesis", ".pytest_cache", "*.pyc")
 DEFAULT_TESTS = (
     "tests/test_decisions.py",
