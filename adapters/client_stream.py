@@ -21,6 +21,7 @@ import contextlib
 import json
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from adapters.convert.response import placeholder_events
@@ -75,16 +76,34 @@ def outcome_message(outcome: Outcome) -> str:
 
 
 def sse_frame(event: dict[str, Any]) -> bytes:
-    return f"event: {event['type']}\ndata: {json.dumps(event, separators=(',', ':'))}\n\n".encode()
+    """One Anthropic stream event as SSE bytes (compact JSON, UTF-8)."""
+    kind: str = event["type"]
+    return b"event: " + kind.encode() + b"\ndata: " + dumps(event) + b"\n\n"
+
+
+def dumps(value: Any) -> bytes:
+    """Compact JSON with orjson (several times faster than the standard library on stream
+    events); what orjson refuses (an integer past 64 bits, a key that is not a string) gets
+    the standard library's encoding, so nothing is lost."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _dumps_text(value: Any) -> str:
+    return dumps(value).decode()
 
 
 class MessageAccumulator:
-    """Folds Anthropic stream events into the non-streaming message object."""
+    """Folds Anthropic stream events into the non-streaming message object. Deltas are kept
+    as pieces and joined once at the end (adding each to a growing string would copy the
+    answer once per delta)."""
 
     def __init__(self) -> None:
         self.message: dict[str, Any] | None = None
         self.blocks: dict[int, dict[str, Any]] = {}
-        self.partial_json: dict[int, str] = {}
+        self.pieces: dict[tuple[int, str], list[str]] = {}  # (block, field) -> the deltas
 
     def add(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
@@ -93,25 +112,29 @@ class MessageAccumulator:
         elif kind == "content_block_start":
             self.blocks[event["index"]] = dict(event["content_block"])
         elif kind == "content_block_delta":
-            block, delta = self.blocks[event["index"]], event["delta"]
+            index, delta = event["index"], event["delta"]
             if delta["type"] == "text_delta":
-                block["text"] = block.get("text", "") + delta["text"]
+                self.pieces.setdefault((index, "text"), []).append(delta["text"])
             elif delta["type"] == "thinking_delta":
-                block["thinking"] = block.get("thinking", "") + delta["thinking"]
+                self.pieces.setdefault((index, "thinking"), []).append(delta["thinking"])
             elif delta["type"] == "signature_delta":
-                block["signature"] = delta["signature"]
+                self.blocks[index]["signature"] = delta["signature"]
             elif delta["type"] == "input_json_delta":
-                self.partial_json[event["index"]] = (
-                    self.partial_json.get(event["index"], "") + delta["partial_json"]
-                )
+                self.pieces.setdefault((index, "input"), []).append(delta["partial_json"])
         elif kind == "message_delta" and self.message is not None:
             self.message.update(event.get("delta", {}))
             self.message["usage"] = {**self.message.get("usage", {}), **event.get("usage", {})}
 
     def result(self) -> dict[str, Any]:
         assert self.message is not None
-        for index, text in self.partial_json.items():
-            self.blocks[index]["input"] = json.loads(text) if text else {}
+        for (index, field), pieces in self.pieces.items():
+            text = "".join(pieces)
+            block = self.blocks[index]
+            if field == "input":
+                block["input"] = json.loads(text) if text else {}
+            else:
+                block[field] = block.get(field, "") + text
+        self.pieces.clear()  # folded in: a second call gives the same message
         return {**self.message, "content": [self.blocks[i] for i in sorted(self.blocks)]}
 
 
@@ -195,7 +218,9 @@ class AiohttpClientStream:
                 self.response = self._sse
                 return
         if outcome.ok:
-            self.response = web.json_response(self._accumulator.result(), headers=self.headers)
+            self.response = web.json_response(
+                self._accumulator.result(), headers=self.headers, dumps=_dumps_text
+            )
             return
         headers = dict(self.headers)
         if outcome.retry_after_s:

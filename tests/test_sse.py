@@ -11,7 +11,7 @@ import itertools
 import json
 
 import pytest
-from hypothesis import given
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from adapters.sse import (
@@ -182,6 +182,57 @@ def test_arbitrary_split_points_give_identical_events(data: st.DataObject, strea
     assert decode_in_pieces(split_at(stream, cuts)) == decode(stream)
 
 
+_DATA_EVENT = st.tuples(st.sampled_from(["data:", "data: ", "data:  "]), _VALUE).map(
+    lambda pv: f"{pv[0]}{pv[1]}\n\n"
+)
+_ODD = st.one_of(
+    _LINE.map(lambda line: line + "\n"),
+    _LINE.flatmap(lambda ln: _EOLS.map(ln.__add__)),
+    _VALUE.map(lambda v: f"id: {v}\n\n"),  # sets the last event id, dispatches nothing
+)
+
+
+@st.composite
+def mostly_data_events(draw: st.DrawFn) -> bytes:
+    """Cloud Code's shape (one-line `data:` events framed by a blank line) most of the time,
+    with odd lines (other fields, comments, CR endings, multi-line data) in between."""
+    parts = [
+        draw(_ODD if draw(st.integers(0, 9)) == 0 else _DATA_EVENT)
+        for _ in range(draw(st.integers(0, 25)))
+    ]
+    text = "".join(parts)
+    return ("\ufeff" if draw(st.booleans()) else "").encode() + text.encode()
+
+
+@given(data=st.data(), stream=st.one_of(mostly_data_events(), streams()))
+def test_the_fast_path_decodes_exactly_as_the_line_parser_does(
+    data: st.DataObject, stream: bytes
+) -> None:
+    cuts = data.draw(st.lists(st.integers(0, len(stream)), max_size=8))
+    fast = SSEDecoder()
+    got = [event for piece in split_at(stream, cuts) for event in fast.feed(piece)]
+    got += fast.end()
+    reference = SSEDecoder(fast=False)
+    assert got == [*reference.feed(stream), *reference.end()]
+    assert reference.fast_events == 0
+    event("fast path used" if fast.fast_events else "line parser only")
+    event("split" if cuts else "whole")
+
+
+def test_whole_data_events_take_the_fast_path() -> None:
+    decoder = SSEDecoder()
+    chunks = [f'data: {{"n": {i}}}\n\n'.encode() for i in range(3)]
+    assert decoder.feed(b"".join(chunks)) == [SSEEvent(None, f'{{"n": {i}}}') for i in range(3)]
+    assert decoder.fast_events == 3
+
+
+def test_an_event_at_the_size_bound_still_raises_on_the_fast_path() -> None:
+    decoder = SSEDecoder(max_event_size=10)
+    decoder.feed(b"data: 1\n\n")  # past the start of the stream
+    with pytest.raises(SSEError):
+        decoder.feed(b"data: 0123456789\n\n")
+
+
 # The last event, end() ---------------------------------------------------------------------------
 def test_the_last_event_without_a_trailing_newline_is_delivered_by_end() -> None:
     decoder = SSEDecoder()
@@ -350,3 +401,11 @@ def test_one_bad_line_among_good_data_lines_is_reported_alone() -> None:
 def test_the_event_type_travels_with_each_json_chunk() -> None:
     results = decode_json_events([SSEEvent("message_start", '{"type": "message_start"}')])
     assert results == [JsonChunk(value={"type": "message_start"}, event="message_start")]
+
+
+def test_chunks_the_fast_json_library_refuses_are_still_parsed() -> None:
+    # orjson refuses integers past 64 bits and lone surrogates; Python's decoder takes both
+    for data in ('{"n": 123456789012345678901234567890}', '{"s": "\\ud800"}'):
+        [result] = parse_json_event(SSEEvent(None, data))
+        assert isinstance(result, JsonChunk), result
+        assert result.value == json.loads(data)
