@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import pytest
+
+from adapters.convert import schema as schema_module
+from adapters.convert.anthropic import parse_messages_request
+from adapters.convert.request import to_cloudcode
 from adapters.convert.schema import ToolNameMap, sanitize_schema, sanitize_tool_name
+from adapters.convert.signatures import SignatureCache
 
 
 def prop(schema: dict[str, Any], name: str) -> dict[str, Any]:
@@ -260,3 +267,60 @@ def test_colliding_sanitised_names_get_suffixes_and_stay_reversible() -> None:
     for client, upstream in names.items():
         assert names.to_client(upstream) == client
         assert len(upstream) <= 64
+
+
+# the content cache ------------------------------------------------------------------------------
+def test_the_same_schema_sent_again_converts_once_and_gives_the_same_result() -> None:
+    schema = {"type": "object", "properties": {"path": {"type": "string", "minLength": 1}}}
+    first = sanitize_schema(schema)
+    again = sanitize_schema(json.loads(json.dumps(schema)))  # an equal copy, as a new request
+    assert again is first
+
+
+def test_schemas_that_differ_only_in_key_order_are_converted_each_in_its_own_order() -> None:
+    ab = {"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "string"}}}
+    ba = {"type": "object", "properties": {"b": {"type": "string"}, "a": {"type": "string"}}}
+    assert list(sanitize_schema(ab)["properties"]) == ["a", "b"]
+    assert list(sanitize_schema(ba)["properties"]) == ["b", "a"]
+
+
+def test_the_cache_keeps_at_most_its_bound_and_skips_what_it_cannot_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(schema_module, "CACHE_ENTRIES", 3)
+    schema_module._cache.clear()
+    for i in range(10):
+        sanitize_schema({"type": "object", "description": f"tool {i}"})
+    assert len(schema_module._cache) == 3
+    huge_int = {"type": "integer", "maximum": 2**70}  # orjson cannot encode it: not cached
+    assert sanitize_schema(huge_int)["type"] == "INTEGER"
+    assert len(schema_module._cache) == 3
+
+
+def test_converting_a_request_never_changes_a_cached_schema() -> None:
+    tool = {
+        "name": "read",
+        "input_schema": {"type": "object", "properties": {"p": {"type": "string"}}},
+    }
+    cached = sanitize_schema(tool["input_schema"])
+    before = json.dumps(cached)
+    request = parse_messages_request(
+        {
+            "model": "claude-sonnet-4-6",
+            "max_tokens": 10,
+            "tools": [tool, {"name": "write", "input_schema": tool["input_schema"]}],
+            "messages": [{"role": "user", "content": "hi"}],
+        }
+    )
+    for _ in range(2):
+        to_cloudcode(
+            request,
+            upstream_model="claude-sonnet-4-6",
+            project="project",
+            session_id="s",
+            request_id="r",
+            signatures=SignatureCache(),
+            system_instruction="",
+            now=0.0,
+        )
+    assert json.dumps(cached) == before

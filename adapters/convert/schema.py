@@ -16,12 +16,19 @@ Unlike the seed (§5.5), meaning is kept rather than collapsed into ``OBJECT{rea
   become description hints, each exactly once on the node that declares it.
 
 Tool names live in ``toolnames`` and are re-exported here.
+
+Converted schemas are cached by content (the schema's exact JSON, key order included): Claude
+Code sends the same tools with every turn. A cached result is shared by every request that
+sends that schema, so callers never mutate what ``sanitize_schema`` returns.
 """
 
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from typing import Any
+
+import orjson
 
 from adapters.convert.toolnames import MAX_TOOL_NAME_LENGTH, ToolNameMap, sanitize_tool_name
 
@@ -65,11 +72,32 @@ MAX_DEPTH = 32
 MAX_ENUM_HINT = 10
 
 
+CACHE_ENTRIES = 512
+"""Converted schemas kept (least recently used first out)."""
+CACHE_MAX_KEY = 64 * 1024
+"""A schema whose JSON is longer than this is converted every time (bounds the cache's size)."""
+_cache: OrderedDict[bytes, JsonObject] = OrderedDict()
+
+
 def sanitize_schema(schema: object) -> JsonObject:
-    """Convert one tool's ``input_schema``; anything that is not an object gives ``OBJECT``."""
+    """Convert one tool's ``input_schema``; anything that is not an object gives ``OBJECT``.
+    The result may be shared (cached): never mutate it."""
     if not isinstance(schema, dict):
         return {"type": "OBJECT"}
-    return _Converter(schema).convert(schema, (), 0)
+    try:
+        key = orjson.dumps(schema)
+    except TypeError:  # a value orjson cannot encode: no caching
+        return _Converter(schema).convert(schema, (), 0)
+    hit = _cache.get(key)
+    if hit is not None:
+        _cache.move_to_end(key)
+        return hit
+    result = _Converter(schema).convert(schema, (), 0)
+    if len(key) <= CACHE_MAX_KEY:
+        _cache[key] = result
+        if len(_cache) > CACHE_ENTRIES:
+            _cache.popitem(last=False)
+    return result
 
 
 def _json(value: object) -> str:
