@@ -91,6 +91,13 @@ def dumps(value: Any) -> bytes:
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+class _SSEResponse(web.StreamResponse):
+    """An SSE response whose status line and headers leave with its first bytes (the first
+    content, or a ping) instead of in a send of their own, as aiohttp's `Response` does."""
+
+    _send_headers_immediately = False
+
+
 def _dumps_text(value: Any) -> str:
     return dumps(value).decode()
 
@@ -159,11 +166,12 @@ class AiohttpClientStream:
         self._accumulator = MessageAccumulator()
         self._pinger = asyncio.ensure_future(self._ping()) if stream else None
         self._gone = asyncio.Event()  # a write found the client gone
+        self._tail = b""  # the stream's last frames, held for `finish` to send with the end
         self.outcome: Outcome | None = None
 
     async def _open_sse(self) -> web.StreamResponse:
         if self._sse is None:
-            self._sse = web.StreamResponse(status=200, headers={**SSE_HEADERS, **self.headers})
+            self._sse = _SSEResponse(status=200, headers={**SSE_HEADERS, **self.headers})
             await self._sse.prepare(self.request)
         return self._sse
 
@@ -195,7 +203,11 @@ class AiohttpClientStream:
             for event in events:
                 self._accumulator.add(event)
             return
-        await self._write(b"".join(sse_frame(e) for e in events))
+        frames = b"".join(sse_frame(e) for e in events)
+        if events and events[-1].get("type") == "message_stop" and self._sse is not None:
+            self._tail += frames  # the last frames: written with the end of the stream
+            return
+        await self._write(frames)
 
     async def finish(self, outcome: Outcome) -> None:
         self.outcome = outcome
@@ -209,12 +221,12 @@ class AiohttpClientStream:
             await self.send(placeholder_events(outcome.model))
         async with self._lock:
             if self._sse is not None:
+                tail, self._tail = self._tail, b""
+                if not outcome.ok:
+                    error_type = outcome.error_type or "api_error"
+                    tail += sse_frame(error_body(error_type, outcome_message(outcome)))
                 with contextlib.suppress(ConnectionError, RuntimeError):
-                    if not outcome.ok:
-                        error_type = outcome.error_type or "api_error"
-                        body = error_body(error_type, outcome_message(outcome))
-                        await self._sse.write(sse_frame(body))
-                    await self._sse.write_eof()
+                    await self._sse.write_eof(tail)  # the last frames and the end: one send
                 self.response = self._sse
                 return
         if outcome.ok:
