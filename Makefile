@@ -54,6 +54,7 @@ bench: $(STAMP)  ## benchmarks (not part of make test)
 	$(PY) bench/proxy_bench.py
 	$(PY) bench/trace_bench.py
 	$(PY) bench/operate_bench.py
+	$(PY) bench/hotpath_bench.py
 	$(PY) bench/scoreboard.py
 
 mutants: $(STAMP)  ## planted engine bugs the tests must catch (tests/mutants/; not in make test)
