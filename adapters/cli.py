@@ -205,6 +205,7 @@ def _serve(args: argparse.Namespace) -> int:
         },
     )
     serve.configure_logging(args.log_level, settings.server.log_format)
+    serve.choose_event_loop(settings.server.event_loop)
     try:
         return asyncio.run(
             serve.serve(settings, sandbox_accounts=args.accounts if args.sandbox else None)

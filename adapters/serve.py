@@ -171,6 +171,25 @@ def _bind_error(host: str, port: int, err: OSError) -> str:
     return f"cannot listen on {where}: {reason}"
 
 
+def choose_event_loop(wanted: str) -> str:
+    """Install the event loop `interlock serve` runs on (before `asyncio.run`); returns its
+    name. `auto`: uvloop when installed, else asyncio's. `ServeError` when `uvloop` is asked
+    for and not installed."""
+    if wanted == "asyncio":
+        return "asyncio"
+    try:
+        import uvloop  # noqa: PLC0415 - optional: only when installed
+    except ImportError:
+        if wanted == "uvloop":
+            raise ServeError(
+                '[server] event_loop = "uvloop" but uvloop is not installed '
+                '(pip install uvloop, or use "auto" or "asyncio")'
+            ) from None
+        return "asyncio"
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return "uvloop"
+
+
 async def serve(settings: Settings, *, sandbox_accounts: int | None = None) -> int:
     served = await start(settings, sandbox_accounts=sandbox_accounts)
     # Everything built at start (modules, the app, pydantic schemas) lives as long as the
@@ -186,7 +205,9 @@ async def serve(settings: Settings, *, sandbox_accounts: int | None = None) -> i
         )
     accounts = len(served.store.accounts())
     mode = " (sandbox: fake upstream, simulated accounts)" if served.fake else ""
-    print(f"interlock listening on {served.url}{mode} with {accounts} account(s)")
+    running = type(asyncio.get_running_loop()).__module__
+    loop_name = "uvloop" if "uvloop" in running else "asyncio"
+    print(f"interlock listening on {served.url}{mode} with {accounts} account(s) ({loop_name})")
     print(f"  point Claude Code at it:  ANTHROPIC_BASE_URL={served.url} claude")
     if settings.server.dashboard:
         print(f"  dashboard:                {served.url}/dashboard")
