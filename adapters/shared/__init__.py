@@ -1,0 +1,1 @@
+"""Several interlock instances sharing one pool (`merge`: the shared facts and how they merge)."""
