@@ -16,6 +16,7 @@ the settings never shows them.
                ttl_s, startup_wait_s, fetch_timeout_s (the live model list)
     [quota]    refresh_s, jitter, concurrency, after_429_s, tier_refresh_s (reading each
                account's quota and tier)
+    [state]    redis_url (several instances share one pool; env INTERLOCK_REDIS_URL)
     [policy]   preset = "default" | "many-accounts" | "conservative", then any Policy field
 """
 
@@ -167,12 +168,31 @@ class QuotaSettings(_Section):
     enabled: bool = True
 
 
+class StateSettings(_Section):
+    """Shared state between instances (`adapters.shared`)."""
+
+    redis_url: SecretStr | None = None
+    """`redis://host:port/db`: share the pool's cooldowns, enabled flags and invalid marks with
+    every instance on the same Redis. Unset: one process, nothing shared. A secret (it may hold
+    a password): never shown."""
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis(cls, url: SecretStr | None) -> SecretStr | None:
+        if url is not None and not url.get_secret_value().startswith(
+            ("redis://", "rediss://", "unix://")
+        ):
+            raise ValueError("give a redis://, rediss:// or unix:// URL")
+        return url
+
+
 class Settings(_Section):
     server: ServerSettings = ServerSettings()
     upstream: UpstreamSettings = UpstreamSettings()
     oauth: OAuthSettings = OAuthSettings()
     models: ModelSettings = ModelSettings()
     quota: QuotaSettings = QuotaSettings()
+    state: StateSettings = StateSettings()
     policy: Policy = Policy(endpoints=tuple(DEFAULT_ENDPOINTS))
 
 
@@ -182,6 +202,7 @@ ENVIRONMENT = {
     "INTERLOCK_PORT": ("server", "port"),
     "INTERLOCK_API_KEY": ("server", "api_key"),
     "INTERLOCK_STATE": ("server", "state"),
+    "INTERLOCK_REDIS_URL": ("state", "redis_url"),
     "INTERLOCK_OAUTH_CLIENT_ID": ("oauth", "client_id"),
     "INTERLOCK_OAUTH_CLIENT_SECRET": ("oauth", "client_secret"),
 }

@@ -68,6 +68,8 @@ from adapters.models.catalog import Fetch
 from adapters.quota import QuotaMonitor, Reading, ReadTier
 from adapters.quota_view import quota_json
 from adapters.request_log import FIELDS, RequestLog, describe
+from adapters.shared.merge import account_key
+from adapters.shared.redis_share import RedisShare, SharedStore
 from adapters.status import endpoint_rows
 from adapters.store_sqlite import QuotaRow, SQLiteStore
 from adapters.store_sync import StoreSync
@@ -78,6 +80,7 @@ from engine.machine import Engine
 from engine.pool import AccountPool
 from engine.runner import Runner, SystemClock
 from engine.runner.ports import Clock, TraceSink, Transport
+from engine.store import StateStore
 
 log = logging.getLogger("interlock.server")
 
@@ -471,8 +474,19 @@ def make_app(
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         the_clock = clock or SystemClock()
         sync = StoreSync(store.path, now=the_clock.now)
-        pool = AccountPool(settings.policy, store=sync, now=the_clock.now())
+        share = None
+        pool_store: StateStore = sync
+        if settings.state.redis_url is not None:
+            share = RedisShare(
+                settings.state.redis_url.get_secret_value(),
+                lambda: {info.id: account_key(info.email) for info in store.accounts()},
+                clock=the_clock,
+            )
+            pool_store = SharedStore(sync, share, the_clock.wall)
+        pool = AccountPool(settings.policy, store=pool_store, now=the_clock.now())
         sync.start(pool, settings.server.state_poll_s)
+        if share is not None:
+            share.start(pool)
         the_seed = seed if seed is not None else random.randrange(2**31)
         engine = Engine(settings.policy, pool, rng=random.Random(the_seed))
         trace_file = recorder = None
@@ -550,6 +564,8 @@ def make_app(
             monitor,
         )
         yield
+        if share is not None:
+            await share.close()
         if monitor is not None:
             await monitor.close()
         await catalog.close()

@@ -47,6 +47,7 @@ async def proxy(
     upstream: dict[str, Any] | None = None,
     models: dict[str, Any] | None = None,
     quota: dict[str, Any] | None = None,
+    state: dict[str, Any] | None = None,
 ) -> AsyncIterator[Served]:
     settings = load_settings(
         env={},
@@ -56,6 +57,7 @@ async def proxy(
             "upstream": {**FAST_UPSTREAM, **(upstream or {})},
             "models": models or {},
             "quota": quota or {},
+            "state": state or {},
         },
     )
     served = await serve.start(settings, sandbox_accounts=accounts, seed=0)

@@ -1,0 +1,189 @@
+"""Two interlock instances share one pool through a real `redis-server` on 127.0.0.1 (started
+here on a free port; `.ci/run` installs Debian's redis-server; where the binary is missing
+these tests skip and say so).
+
+Both instances are sandbox proxies with their own fake upstream and state database; their
+accounts have the same emails (`account-N@sandbox.invalid`), so the same shared keys."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+
+from adapters.fake_upstream import preset
+from adapters.serve import Served
+from adapters.server import PROXY
+from adapters.shared.redis_share import RedisShare
+from tests.e2e import MODEL, calls, post, proxy, run
+
+A1 = "account-1"
+
+
+class RedisServer:
+    def __init__(self, directory: Path) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.directory = directory
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.directory),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.02)
+        raise RuntimeError("redis-server did not start within 10 s")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    if shutil.which("redis-server") is None:
+        pytest.skip("no redis-server: `apt-get install redis-server` (.ci/run installs it)")
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def share_of(served: Served) -> RedisShare:
+    share = served.runner.app[PROXY].engine.pool.store.share  # type: ignore[attr-defined]
+    assert isinstance(share, RedisShare)
+    return share
+
+
+def pool_id(served: Served, account: str) -> str:
+    store = served.runner.app[PROXY].store
+    return next(i.id for i in store.accounts() if i.email.startswith(account + "@"))
+
+
+@asynccontextmanager
+async def instance(url: str) -> AsyncIterator[Served]:
+    async with proxy(2, state={"redis_url": url}) as served:
+        await asyncio.wait_for(share_of(served).connected.wait(), 10)
+        yield served
+
+
+async def until(condition: object, limit: float = 5.0) -> float:
+    """Wait (bounded) until `condition()` holds; returns how long it took."""
+    start = time.monotonic()
+    while not condition():  # type: ignore[operator]
+        if time.monotonic() - start > limit:
+            raise AssertionError(f"not within {limit} s")
+        await asyncio.sleep(0.005)
+    return time.monotonic() - start
+
+
+def resting(served: Served, account: str) -> bool:
+    pool = served.runner.app[PROXY].engine.pool
+    now = served.runner.app[PROXY].clock.now()
+    return pool.cooldown(pool_id(served, account), MODEL, now) is not None
+
+
+def test_a_cooldown_one_instance_learns_rests_the_account_on_the_other_within_100_ms(
+    redis_server: RedisServer,
+) -> None:
+    async def scenario() -> None:
+        async with instance(redis_server.url) as first, instance(redis_server.url) as second:
+            assert first.fake is not None and second.fake is not None
+            first.fake.script(A1, [preset("quota_429")])
+            status, _, _ = await post(first)
+            assert status == 200
+            assert resting(first, A1)
+            took = await until(lambda: resting(second, A1), limit=2.0)
+            assert took < 0.1, f"propagation took {took:.3f} s"
+            second.fake.clear_log()
+            for _ in range(4):
+                status, _, _ = await post(second)
+                assert status == 200
+            assert A1 not in {account for _, account in calls(second)}
+
+    run(scenario())
+
+
+def test_a_late_joiner_starts_from_what_the_others_learned(redis_server: RedisServer) -> None:
+    async def scenario() -> None:
+        async with instance(redis_server.url) as first:
+            assert first.fake is not None
+            first.fake.script(A1, [preset("quota_429")])
+            status, _, _ = await post(first)
+            assert status == 200
+            await asyncio.wait_for(share_of(first).flushed(), 5)
+            async with instance(redis_server.url) as late:
+                assert resting(late, A1)
+
+    run(scenario())
+
+
+def test_an_account_disabled_on_one_instance_is_disabled_on_the_other(
+    redis_server: RedisServer,
+) -> None:
+    async def scenario() -> None:
+        async with instance(redis_server.url) as first, instance(redis_server.url) as second:
+            pool = first.runner.app[PROXY].engine.pool
+            pool.set_enabled(pool_id(first, A1), False, 0.0)
+            other = second.runner.app[PROXY].engine.pool
+            await until(lambda: not other.account(pool_id(second, A1)).enabled)
+            pool.set_enabled(pool_id(first, A1), True, 0.0)
+            await until(lambda: other.account(pool_id(second, A1)).enabled)
+
+    run(scenario())
+
+
+def test_with_redis_down_both_serve_and_what_was_learned_meanwhile_arrives_when_it_returns(
+    redis_server: RedisServer,
+) -> None:
+    async def scenario() -> None:
+        async with instance(redis_server.url) as first, instance(redis_server.url) as second:
+            assert first.fake is not None
+            redis_server.stop()
+            await until(lambda: share_of(first).down is not None, limit=10)
+            first.fake.script(A1, [preset("quota_429")])
+            for served in (first, second, first):
+                status, _, _ = await post(served)
+                assert status == 200  # both keep serving on local state
+            assert resting(first, A1) and not resting(second, A1)
+            redis_server.start()
+            took = await until(lambda: resting(second, A1), limit=5)
+            assert took < 2.0 + 0.5, f"resynchronised after {took:.2f} s"
+            assert share_of(first).down is None and share_of(second).down is None
+
+    run(scenario())
