@@ -8,6 +8,7 @@ accounts have the same emails (`account-N@sandbox.invalid`), so the same shared 
 from __future__ import annotations
 
 import asyncio
+import logging
 import shutil
 import socket
 import subprocess
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from adapters.config import ConfigError, load_settings
 from adapters.fake_upstream import preset
 from adapters.serve import Served
 from adapters.server import PROXY
@@ -187,3 +189,35 @@ def test_with_redis_down_both_serve_and_what_was_learned_meanwhile_arrives_when_
             assert share_of(first).down is None and share_of(second).down is None
 
     run(scenario())
+
+
+def test_redis_down_is_logged_once_without_the_password_and_back_is_logged_once(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="interlock.shared")
+    url = f"redis://:s3cret-pass@127.0.0.1:{redis_server.port}/0"
+
+    async def scenario() -> None:
+        async with proxy(1, state={"redis_url": url}) as served:
+            share = share_of(served)
+            await asyncio.wait_for(share.connected.wait(), 10)
+            redis_server.stop()
+            await until(lambda: share.down is not None, limit=10)
+            await asyncio.sleep(1.2)  # several retries while down
+            redis_server.start()
+            await until(lambda: share.down is None and share.connected.is_set(), limit=5)
+
+    run(scenario())
+    messages = [r.getMessage() for r in caplog.records if r.name == "interlock.shared"]
+    assert sum("unreachable" in m for m in messages) == 1
+    assert sum("reachable again" in m for m in messages) == 1
+    assert all("s3cret" not in m for m in messages)
+    assert all("***@127.0.0.1" in m for m in messages)
+
+
+def test_the_redis_url_never_shows_in_the_settings() -> None:
+    settings = load_settings(env={"INTERLOCK_REDIS_URL": "redis://:s3cret@10.0.0.1:6379/0"})
+    assert settings.state.redis_url is not None
+    assert "s3cret" not in repr(settings) and "s3cret" not in str(settings.model_dump())
+    with pytest.raises(ConfigError, match="redis://"):
+        load_settings(env={}, overrides={"state": {"redis_url": "http://x"}})
