@@ -2,16 +2,19 @@
 
 Routes: `POST /v1/messages` (stream and not), `POST /v1/messages/count_tokens` (an estimate),
 `GET /v1/models[/{id}]`, `GET /health` (no upstream calls), `GET /accounts` (account status),
-`HEAD`/`GET` of `/` and `/api/hello` (connectivity probes), and Claude Code's telemetry sinks
-answered quietly. Every error is Anthropic's error JSON with the right status, never a
-traceback, quoting little of the client's text. Every answer carries a `request-id` header (the
-id in the log line and the trace), and answers that retrying cannot fix carry `x-should-retry:
-false`. Before any handler, `adapters.web_guard` checks `Host`, cross-site signals, the API key
-and the content type; bodies are decoded within `adapters.json_body`'s limits; aiohttp's own
-log of malformed requests is one line each (`adapters.http_log`). One aiohttp `ClientSession`,
-one engine and one runner per app, held in typed app state and closed with the app; so is the
-task that writes the pool's changes to the state database behind the requests and applies
-changes made there by `interlock accounts` within `state_poll_s` (`adapters.store_sync`).
+`GET /quota` (the last quota readings, `adapters.quota`), `GET /metrics`, the dashboard under
+`/dashboard` (`adapters.dashboard`), `HEAD`/`GET` of `/` and `/api/hello` (connectivity probes),
+and Claude Code's telemetry sinks answered quietly. Every error is Anthropic's error JSON with
+the right status, never a traceback, quoting little of the client's text. Every answer carries a
+`request-id` header (the id in the log line and the trace), and answers that retrying cannot fix
+carry `x-should-retry: false`. Before any handler, `adapters.web_guard` checks `Host`, cross-
+site signals, the API key and the content type; bodies are decoded within `adapters.json_body`'s
+limits; aiohttp's own log of malformed requests is one line each (`adapters.http_log`). One
+aiohttp `ClientSession`, one engine and one runner per app, held in typed app state and closed
+with the app; so is the task that writes the pool's changes to the state database behind the
+requests and applies changes made there by `interlock accounts` within `state_poll_s`
+(`adapters.store_sync`), and, with `[state] redis_url`, the link that shares the pool with other
+instances (`adapters.shared`).
 
 Model names resolve through the model catalog (`adapters.models`: the upstream's live list,
 family rules, aliases); only a name that resolves to nothing is a 404.
