@@ -200,11 +200,21 @@ def _serve(args: argparse.Namespace) -> int:
                 "record": args.record,
                 "record_max_mb": args.record_max_mb,
                 "log_format": args.log_format,
+                "workers": args.workers,
             },
             "policy": policy,
         },
     )
     serve.configure_logging(args.log_level, settings.server.log_format)
+    if settings.server.workers > 1:
+        if args.sandbox:
+            raise UsageError("--workers needs real accounts: it is not available with --sandbox")
+        from adapters.workers import run_workers  # noqa: PLC0415
+
+        try:
+            return run_workers(settings, args.log_level)
+        except serve.ServeError as err:
+            raise UsageError(str(err)) from None
     serve.choose_event_loop(settings.server.event_loop)
     try:
         return asyncio.run(
@@ -322,6 +332,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-format",
         choices=["text", "json"],
         help="text (default) or one JSON object per line ([server] log_format)",
+    )
+    sv.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="N processes serving the port (default 1; [server] workers): they share the pool "
+        "through Redis when [state] redis_url is set, else through the state database",
     )
     sv.set_defaults(func=_serve)
 

@@ -7,7 +7,7 @@ the settings never shows them.
 
     [server]   host, port, api_key, allowed_hosts, body_limit_mb, state, ping_interval_s,
                client_retry_limit_s, record, record_max_mb, state_poll_s, idle_timeout_s,
-               body_timeout_s, max_connections, dashboard, event_loop, log_format
+               body_timeout_s, max_connections, workers, dashboard, event_loop, log_format
     [upstream] endpoints (name = base URL; every name in policy.endpoints needs one), token_url,
                connect_timeout_s, first_byte_timeout_s, idle_timeout_s, max_stream_s,
                max_reset_s, token_timeout_s, token_down_s (the token endpoint), client versions
@@ -74,6 +74,8 @@ class ServerSettings(_Section):
     """A request body must arrive within this of its head (else 408, connection closed)."""
     max_connections: int = Field(256, ge=1, le=100_000)
     """Client connections served at once; more are answered 503 overloaded_error and closed."""
+    workers: int = Field(1, ge=1, le=64)
+    """Processes serving the port (`SO_REUSEPORT`); see `adapters.workers`."""
     dashboard: bool = True
     """Serve the dashboard (`/dashboard`) and keep its live view of requests."""
     event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"

@@ -123,9 +123,15 @@ class CappedSite(web.TCPSite):
     __slots__ = ("_max_connections", "_told")
 
     def __init__(
-        self, runner: web.BaseRunner, host: str, port: int, *, max_connections: int
+        self,
+        runner: web.BaseRunner,
+        host: str,
+        port: int,
+        *,
+        max_connections: int,
+        reuse_port: bool = False,
     ) -> None:
-        super().__init__(runner, host, port)
+        super().__init__(runner, host, port, reuse_port=reuse_port)
         self._max_connections = max_connections
         self._told = False
 

@@ -14,6 +14,7 @@ import errno
 import gc
 import ipaddress
 import logging
+import os
 import signal
 import socket
 import tempfile
@@ -111,12 +112,15 @@ async def start(
     seed: int | None = None,
     sink: TraceSink | None = None,
     on_step: Callable[[Any, str, str, str], None] | None = None,
+    worker: tuple[int, int] | None = None,
 ) -> Served:
     """Start the proxy; returns once it listens. `StoreError` (`StateInUse`: another `serve`
-    holds the state database) or `ServeError` when it cannot; nothing is left running then."""
+    holds the state database) or `ServeError` when it cannot; nothing is left running then.
+    `worker` (index, count): one of `--workers` processes (the parent holds the lock; the port
+    is shared with `SO_REUSEPORT`)."""
     fake = tmp = lock = None
     state = Path(settings.server.state) if settings.server.state else default_path()
-    if sandbox_accounts is None:
+    if sandbox_accounts is None and worker is None:
         lock = StateLock(state)
         lock.acquire()
     store = runner = None
@@ -125,7 +129,7 @@ async def start(
             settings, fake, state, tmp = await start_sandbox(settings, sandbox_accounts)
         store = SQLiteStore(state)
         warn_if_oauth_client_missing(settings, store, sandbox=fake is not None)
-        app = make_app(settings, store, seed=seed, sink=sink, on_step=on_step)
+        app = make_app(settings, store, seed=seed, sink=sink, on_step=on_step, worker=worker)
         app.middlewares.append(connections.body_deadline(settings.server.body_timeout_s))
         runner = web.AppRunner(
             app, handle_signals=False, **connections.handler_args(settings.server)
@@ -136,6 +140,7 @@ async def start(
             settings.server.host,
             settings.server.port,
             max_connections=settings.server.max_connections,
+            reuse_port=worker is not None,
         )
         try:
             await site.start()
@@ -188,6 +193,24 @@ def choose_event_loop(wanted: str) -> str:
         return "asyncio"
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     return "uvloop"
+
+
+async def serve_worker(settings: Settings, index: int, count: int) -> int:
+    """One of `--workers` processes (`adapters.workers`): serve until SIGTERM or SIGINT."""
+    served = await start(settings, worker=(index, count))
+    gc.collect()
+    gc.freeze()
+    log.info("worker %d of %d serving on %s (pid %d)", index, count, served.url, os.getpid())
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await served.stop()
+    return 0
 
 
 async def serve(settings: Settings, *, sandbox_accounts: int | None = None) -> int:

@@ -105,6 +105,7 @@ class Proxy:
     models: ModelCatalog
     sync: StoreSync
     quota: QuotaMonitor | None = None  # None: quota is not read (no upstream to read it from)
+    worker: tuple[int, int] | None = None  # (index, count) under `serve --workers`
     told: set[str] = field(default_factory=set)  # things the log has said once
 
 
@@ -374,6 +375,8 @@ async def health(request: web.Request) -> web.Response:
             "accounts": {"total": len(rows), "usable": len(usable)},
             "endpoints": endpoint_rows(proxy.engine.pool, proxy.clock.now()),
             "state_writes": {"pending": proxy.sync.pending, "failing": proxy.sync.failing},
+            "workers": proxy.worker[1] if proxy.worker else 1,
+            "worker": proxy.worker[0] if proxy.worker else 0,
         }
     )
 
@@ -461,6 +464,7 @@ def make_app(
     on_step: Callable[[Any, str, str, str], None] | None = None,
     seed: int | None = None,
     model_fetch: Callable[[aiohttp.ClientSession], Fetch] | None = None,
+    worker: tuple[int, int] | None = None,
 ) -> web.Application:
     """The proxy as an aiohttp application (the ClientSession lives and dies with it). The
     model catalog fetches the live list with `model_fetch`, by default through the Cloud Code
@@ -565,6 +569,7 @@ def make_app(
             catalog,
             sync,
             monitor,
+            worker,
         )
         yield
         if share is not None:

@@ -31,6 +31,9 @@ from engine.strategies import AccountState, Strategy, make_strategy
 Selection = TargetGranted | PoolCoolingDown | AllTargetsFailed | NoUsableAccount
 Target = tuple[str, str]
 """(account, endpoint)"""
+ADOPT_MARGIN_S = 0.5
+"""A stored cooldown is adopted only when it ends this much later than the pool's own: a
+cooldown this pool wrote reads back a few milliseconds off (wall and monotonic clocks drift)."""
 REASON_IDS_SHOWN = 10
 """Accounts named per reason when none is usable (the rest are counted)."""
 
@@ -46,7 +49,8 @@ class StoreChange:
     """One change another writer made in the store, applied by `AccountPool.reconcile`."""
 
     account: str
-    change: str  # "added", "removed", "enabled", "disabled", "invalid", "valid", "uncooled"
+    change: str  # "added", "removed", "enabled", "disabled", "invalid", "valid", "uncooled",
+    # "cooled" (a cooldown another process wrote that ends later than this pool's)
     model: str | None = None  # the model whose cooldown was cleared ("uncooled")
 
 
@@ -168,8 +172,9 @@ class AccountPool:
         there stays as the pool has it, so a read that predates the pool's own latest writes
         never undoes them. Cooldowns of accounts already served are the pool's own (they only
         ever extend), except that one cleared there (`interlock accounts clear-cooldowns`, a
-        person's decision) is cleared here too; an added account comes with its stored
-        cooldowns."""
+        person's decision) is cleared here too, and one that ends later there than here
+        (another process serving the same database, `serve --workers`, learned it) is adopted;
+        an added account comes with its stored cooldowns."""
         current = {record.id: record for record in stored}
         changes = []
         for account_id in known:
@@ -200,6 +205,12 @@ class AccountPool:
             for model in before.cooldowns.keys() - record.cooldowns.keys():
                 if self._cooldowns.pop((account_id, model), None) is not None:
                     changes.append(StoreChange(account_id, "uncooled", model))
+            for model, theirs in record.cooldowns.items():
+                mine = self._cooldowns.get((account_id, model))
+                ends = now if mine is None or mine.until <= now else mine.until
+                if theirs.until > ends + ADOPT_MARGIN_S:
+                    self._cooldowns[(account_id, model)] = Cooldown(theirs.until, theirs.reason)
+                    changes.append(StoreChange(account_id, "cooled", model))
         return changes
 
     def _served(self, account_id: str) -> bool:

@@ -899,3 +899,29 @@ def test_a_cooldown_a_person_cleared_in_the_store_is_cleared_in_the_pool() -> No
     changes = pool.reconcile(known, records(("A", {}), ("B", {})).values(), 1.0)
     assert [(c.account, c.change, c.model) for c in changes] == [("A", "uncooled", MODEL)]
     assert pool.cooldown("A", MODEL, 1.0) is None
+
+
+def test_a_longer_cooldown_another_process_wrote_in_the_store_is_adopted() -> None:
+    known = records(("A", {}), ("B", {}))
+    pool = AccountPool(policy(), store=InMemoryStore(list(known.values())))
+    pool.cool_down("B", MODEL, 50.0, "rate limited", 1.0)
+    theirs = {
+        "A": {"cooldowns": {MODEL: CooldownRecord(until=3600.0, reason="quota exhausted")}},
+        "B": {"cooldowns": {MODEL: CooldownRecord(until=50.2, reason="rate limited")}},
+    }
+    changes = pool.reconcile(known, records(("A", theirs["A"]), ("B", theirs["B"])).values(), 1.0)
+    assert [(c.account, c.change, c.model) for c in changes] == [("A", "cooled", MODEL)]
+    cooldown = pool.cooldown("A", MODEL, 2.0)
+    assert cooldown is not None and (cooldown.until, cooldown.reason) == (3600.0, "quota exhausted")
+    assert pool.cooldown("B", MODEL, 2.0).until == 50.0  # a few ms later: its own, read back
+
+
+def test_a_shorter_or_ended_stored_cooldown_changes_nothing() -> None:
+    known = records(("A", {}))
+    pool = AccountPool(policy(), store=InMemoryStore(list(known.values())))
+    pool.cool_down("A", MODEL, 600.0, "quota exhausted", 1.0)
+    stored = {"cooldowns": {MODEL: CooldownRecord(until=60.0, reason="rate limited")}}
+    assert pool.reconcile(known, records(("A", stored)).values(), 1.0) == []
+    ended = {"cooldowns": {OTHER_MODEL: CooldownRecord(until=0.5, reason="rate limited")}}
+    assert pool.reconcile(known, records(("A", ended)).values(), 1.0) == []
+    assert pool.cooldown("A", OTHER_MODEL, 1.0) is None
