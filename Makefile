@@ -56,6 +56,7 @@ bench: $(STAMP)  ## benchmarks (not part of make test)
 	$(PY) bench/operate_bench.py
 	$(PY) bench/hotpath_bench.py
 	$(PY) bench/share_bench.py
+	$(PY) bench/workers_bench.py
 	$(PY) bench/scoreboard.py
 
 mutants: $(STAMP)  ## planted engine bugs the tests must catch (tests/mutants/; not in make test)
