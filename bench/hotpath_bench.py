@@ -11,7 +11,9 @@ ends; the fake upstream in a process of its own, 3 accounts):
     stream, 200,000-char answer     one text in 200 chunks of 1,000 characters
     stream, Claude-Code-sized body  a ~120 KB request (system prompt, 16 tools, 40 turns)
 
-For each cell a fresh proxy process (`interlock serve` against the fake, logs at warning)
+With `--js`, the JavaScript proxy it replaces (`antigravity-claude-proxy@2.0.4` from npm,
+`bench/js_proxy.py`) runs the same cells against the same fake, and the ratio interlock / JS is
+printed. For each cell a fresh proxy process (`interlock serve` against the fake, logs at warning)
 serves a warm-up, then the measured requests; its CPU (utime + stime from /proc) over them,
 divided by their number, is the figure. With `--baseline-root DIR` the same cells run, in
 alternating rounds, on the proxy of another checkout (for example `git worktree add DIR
@@ -37,6 +39,7 @@ sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(BENCH.parent))
 
 import aiohttp
+import js_proxy
 from operate_bench import cpu_seconds, free_port, start_fake, wait_ready, write_config
 from proxy_bench import claude_code_sized_body
 
@@ -71,9 +74,17 @@ CELLS = (
 VARIANT = {"dashboard": True, "quota": True, "refresh_s": 150}  # the defaults
 
 
-async def measure(root: Path, config: Path, fake_admin: str, cell: Cell) -> float:
-    port = free_port()
-    proxy = subprocess.Popen(
+def launch(target: str | Path, config: Path, workdir: Path, fake: dict[str, Any], port: int) -> Any:
+    """Start the proxy under test on `port`: interlock from a checkout, or the JS proxy."""
+    if target == "js":
+        command, env = js_proxy.prepare(workdir, fake)
+        return subprocess.Popen(
+            command,
+            env={**env, "PORT": str(port), "HOST": "127.0.0.1"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    return subprocess.Popen(
         [
             sys.executable,
             "-m",
@@ -86,14 +97,22 @@ async def measure(root: Path, config: Path, fake_admin: str, cell: Cell) -> floa
             "--log-level",
             "warning",
         ],
-        cwd=root,
+        cwd=target,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+
+async def measure(
+    target: str | Path, config: Path, workdir: Path, fake: dict[str, Any], cell: Cell
+) -> float:
+    port = free_port()
+    proxy = launch(target, config, workdir, fake, port)
+    fake_admin = str(fake["auth"])
     url = f"http://127.0.0.1:{port}"
     body = cell.body()
     try:
-        await wait_ready(url, proxy)
+        await wait_ready(url, proxy, path="/health")
         connector = aiohttp.TCPConnector(limit=CONCURRENCY)
         async with aiohttp.ClientSession(connector=connector) as session:
             async with session.post(fake_admin + "/_fake/default", json={"answer": cell.answer}):
@@ -114,12 +133,11 @@ async def measure(root: Path, config: Path, fake_admin: str, cell: Cell) -> floa
         proxy.wait(timeout=30)
 
 
-async def main(roots: dict[str, Path], rounds: int) -> None:
+async def main(roots: dict[str, str | Path], rounds: int) -> None:
     print(
         f"# hot-path benchmark: proxy CPU per request, concurrency {CONCURRENCY}, {rounds} rounds"
     )
     fake, described = start_fake()
-    admin = str(described["auth"])
     results: dict[tuple[str, str], list[float]] = {}
     try:
         with tempfile.TemporaryDirectory(prefix="interlock-hotpath-") as tmp:
@@ -127,7 +145,7 @@ async def main(roots: dict[str, Path], rounds: int) -> None:
                 for cell in CELLS:
                     for label, root in roots.items():
                         config = write_config(Path(tmp), described, VARIANT)
-                        value = await measure(root, config, admin, cell)
+                        value = await measure(root, config, Path(tmp), described, cell)
                         results.setdefault((cell.name, label), []).append(value)
                         print(f"  round {round_}  {label:<9} {cell.name:<32} {value:7.3f} ms")
     finally:
@@ -135,25 +153,27 @@ async def main(roots: dict[str, Path], rounds: int) -> None:
         fake.wait(timeout=30)
     print()
     header = f"{'cell':<32}" + "".join(f"{label:>12}" for label in roots)
-    if len(roots) == 2:
-        header += f"{'ratio':>9}"
+    if len(roots) > 1:
+        header += "".join(f"{'÷ ' + label:>12}" for label in list(roots)[1:])
     print(header + "   (ms CPU per request, median)")
     for cell in CELLS:
         medians = [statistics.median(results[(cell.name, label)]) for label in roots]
         line = f"{cell.name:<32}" + "".join(f"{m:12.3f}" for m in medians)
-        if len(medians) == 2:
-            line += f"{medians[0] / medians[1]:9.2f}"
+        line += "".join(f"{medians[0] / m:12.2f}" for m in medians[1:])
         print(line)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--baseline-root", type=Path, help="another checkout to compare with")
+    parser.add_argument("--js", action="store_true", help="also the JS proxy 2.0.4 (npm)")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    roots = {"current": BENCH.parent}
+    roots: dict[str, str | Path] = {"current": BENCH.parent}
     if args.baseline_root:
         roots["baseline"] = args.baseline_root.resolve()
+    if args.js:
+        roots["js 2.0.4"] = "js"
     started = time.monotonic()
     asyncio.run(main(roots, args.rounds))
     print(f"\n({time.monotonic() - started:.0f} s)")

@@ -153,14 +153,14 @@ refresh_s = {variant["refresh_s"]}
     return config
 
 
-async def wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
+async def wait_ready(url: str, process: subprocess.Popen[bytes], path: str = "/health") -> None:
     deadline = time.monotonic() + 30
     async with aiohttp.ClientSession() as session:
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise RuntimeError("the proxy exited at start")
             try:
-                async with session.get(url + "/health") as response:
+                async with session.get(url + path) as response:
                     if response.status == 200:
                         return
             except aiohttp.ClientError:
