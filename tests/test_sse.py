@@ -409,3 +409,39 @@ def test_chunks_the_fast_json_library_refuses_are_still_parsed() -> None:
         [result] = parse_json_event(SSEEvent(None, data))
         assert isinstance(result, JsonChunk), result
         assert result.value == json.loads(data)
+
+
+_JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()  # far past 64 bits too
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=5), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@given(_JSON_VALUES, st.booleans())
+def test_a_chunk_parses_exactly_as_pythons_decoder_parses_it(
+    value: object, ascii_only: bool
+) -> None:
+    text = json.dumps({"v": value}, ensure_ascii=ascii_only)
+    [result] = parse_json_event(SSEEvent(None, text))
+    assert isinstance(result, JsonChunk)
+    assert result.value == json.loads(text)
+    assert repr(result.value) == repr(json.loads(text))  # int stays int, float stays float
+    big = any(
+        isinstance(v, int) and not isinstance(v, bool) and abs(v) >= 2**63 for v in _leaves(value)
+    )
+    event("an integer past 64 bits" if big else "fits orjson")
+
+
+def _leaves(value: object) -> list[object]:
+    if isinstance(value, dict):
+        return [leaf for child in value.values() for leaf in _leaves(child)]
+    if isinstance(value, list):
+        return [leaf for child in value for leaf in _leaves(child)]
+    return [value]
