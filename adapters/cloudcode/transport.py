@@ -266,7 +266,9 @@ class CloudCodeTransport:
     def _translate(
         self, results: list[JsonResult], translator: StreamTranslator, account: str
     ) -> list[Event]:
-        out: list[Event] = []
+        """One upstream read's chunks as events: all their content in one `ContentReceived`
+        (adjacent text deltas of one block merged into one), or the failure they carry."""
+        batch = _Batch()
         for result in results:
             if not isinstance(result, JsonChunk):
                 log.debug("ignored a stream line that is not JSON: %s", result.why)
@@ -275,7 +277,7 @@ class CloudCodeTransport:
             if "error" in obj:
                 facts = facts_from_stream_error(obj, now_wall=self._wall())
                 facts = self._bounded(facts, account)
-                return [*out, UpstreamFailed(facts=facts, wall=self._wall())]
+                return [*batch.events_out(), UpstreamFailed(facts=facts, wall=self._wall())]
             chunk = obj.get("response", obj)
             if not isinstance(chunk, dict):
                 continue
@@ -285,14 +287,50 @@ class CloudCodeTransport:
                     status=200,
                     message="This version of Antigravity is no longer supported",
                 )
-                return [*out, UpstreamFailed(facts=facts, wall=self._wall())]
-            events = translator.feed(chunk)
-            if events:
-                if out and isinstance(out[-1], ContentReceived):  # one event per upstream read
-                    out[-1] = ContentReceived(content=[*out[-1].content, *events])
-                else:
-                    out.append(ContentReceived(content=events))
-        return out
+                return [*batch.events_out(), UpstreamFailed(facts=facts, wall=self._wall())]
+            batch.add(translator.feed(chunk))
+        return batch.events_out()
+
+
+def _text_delta(event: dict[str, Any]) -> bool:
+    return event.get("type") == "content_block_delta" and event["delta"].get("type") == (
+        "text_delta"
+    )
+
+
+class _Batch:
+    """The content of one upstream read. Adjacent text deltas of one block become one delta
+    (their texts joined once), so a read of many small chunks is one frame to encode and send,
+    not one per chunk; every other event stays as it is, in order."""
+
+    def __init__(self) -> None:
+        self.content: list[dict[str, Any]] = []
+        self._texts: list[str] | None = None  # the pieces of the last event, a text delta
+
+    def add(self, events: list[dict[str, Any]]) -> None:
+        for event in events:
+            last = self.content[-1] if self.content else None
+            if (
+                self._texts is not None
+                and last is not None
+                and _text_delta(event)
+                and event["index"] == last["index"]
+            ):
+                self._texts.append(event["delta"]["text"])
+                continue
+            self._seal()
+            self.content.append(event)
+            self._texts = [event["delta"]["text"]] if _text_delta(event) else None
+
+    def _seal(self) -> None:
+        if self._texts is not None and len(self._texts) > 1:
+            last = self.content[-1]
+            self.content[-1] = {**last, "delta": {**last["delta"], "text": "".join(self._texts)}}
+        self._texts = None
+
+    def events_out(self) -> list[Event]:
+        self._seal()
+        return [ContentReceived(content=self.content)] if self.content else []
 
 
 class StreamTooLong(Exception):
