@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from adapters.cloudcode.models import ModelInfo
 from adapters.cloudcode.tier import Tier
 from adapters.config import QuotaSettings
+from adapters.models.catalog import Fetch
 from engine.effects import CoolDownAccount, Effect
 from engine.failures import FailureKind
 from engine.pool import AccountPool
@@ -43,7 +44,6 @@ QUOTA_REASON = REST_REASONS[FailureKind.QUOTA_EXHAUSTED]
 """The reason the engine rests an account x model with after a quota 429."""
 """The reason of a rest ordered by a reading (the only rests a later reading lifts)."""
 
-Fetch = Callable[[str], Awaitable[Mapping[str, ModelInfo]]]
 ReadTier = Callable[[str], Awaitable[Tier]]
 
 

@@ -195,12 +195,16 @@ def choose_event_loop(wanted: str) -> str:
     return "uvloop"
 
 
-async def serve_worker(settings: Settings, index: int, count: int) -> int:
-    """One of `--workers` processes (`adapters.workers`): serve until SIGTERM or SIGINT."""
-    served = await start(settings, worker=(index, count))
+def _freeze_startup() -> None:
+    """Everything built at start (modules, the app, pydantic schemas) lives as long as the
+    process: out of the collector's reach, full collections stop walking it on every pass
+    (measured in bench/hotpath_bench.py)."""
     gc.collect()
     gc.freeze()
-    log.info("worker %d of %d serving on %s (pid %d)", index, count, served.url, os.getpid())
+
+
+async def _until_signalled(served: Served, goodbye: str | None = None) -> int:
+    """Serve until SIGINT or SIGTERM, then stop (saying `goodbye` first, when given)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -209,17 +213,23 @@ async def serve_worker(settings: Settings, index: int, count: int) -> int:
     try:
         await stop.wait()
     finally:
+        if goodbye:
+            print(goodbye)
         await served.stop()
     return 0
 
 
+async def serve_worker(settings: Settings, index: int, count: int) -> int:
+    """One of `--workers` processes (`adapters.workers`): serve until SIGTERM or SIGINT."""
+    served = await start(settings, worker=(index, count))
+    _freeze_startup()
+    log.info("worker %d of %d serving on %s (pid %d)", index, count, served.url, os.getpid())
+    return await _until_signalled(served)
+
+
 async def serve(settings: Settings, *, sandbox_accounts: int | None = None) -> int:
     served = await start(settings, sandbox_accounts=sandbox_accounts)
-    # Everything built at start (modules, the app, pydantic schemas) lives as long as the
-    # process: out of the collector's reach, full collections stop walking it on every pass
-    # (measured in bench/hotpath_bench.py).
-    gc.collect()
-    gc.freeze()
+    _freeze_startup()
     if not is_loopback(settings.server.host) and settings.server.api_key is None:
         log.warning(
             "listening on %s without an API key: anyone who can reach it can use "
@@ -238,14 +248,4 @@ async def serve(settings: Settings, *, sandbox_accounts: int | None = None) -> i
         print(f"  script faults:            POST {served.fake.auth_url}/_fake/script")
     if accounts == 0:
         print("  no accounts yet: add one with `interlock accounts login` or `accounts import`")
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        print("interlock: stopping")
-        await served.stop()
-    return 0
+    return await _until_signalled(served, "interlock: stopping")

@@ -40,7 +40,14 @@ sys.path.insert(0, str(BENCH.parent))
 
 import aiohttp
 import js_proxy
-from operate_bench import cpu_seconds, free_port, start_fake, wait_ready, write_config
+from operate_bench import (
+    cpu_seconds,
+    free_port,
+    start_fake,
+    start_proxy,
+    wait_ready,
+    write_config,
+)
 from proxy_bench import claude_code_sized_body
 
 CONCURRENCY = 8
@@ -84,23 +91,7 @@ def launch(target: str | Path, config: Path, workdir: Path, fake: dict[str, Any]
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "adapters.cli",
-            "serve",
-            "--config",
-            str(config),
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        cwd=target,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    return start_proxy(config, port, root=Path(target))
 
 
 async def measure(
@@ -112,7 +103,7 @@ async def measure(
     url = f"http://127.0.0.1:{port}"
     body = cell.body()
     try:
-        await wait_ready(url, proxy, path="/health")
+        await wait_ready(url, proxy)
         connector = aiohttp.TCPConnector(limit=CONCURRENCY)
         async with aiohttp.ClientSession(connector=connector) as session:
             async with session.post(fake_admin + "/_fake/default", json={"answer": cell.answer}):

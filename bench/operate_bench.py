@@ -153,14 +153,40 @@ refresh_s = {variant["refresh_s"]}
     return config
 
 
-async def wait_ready(url: str, process: subprocess.Popen[bytes], path: str = "/health") -> None:
+def start_proxy(
+    config: Path, port: int, *, root: Path = ROOT, workers: int = 1
+) -> subprocess.Popen[bytes]:
+    """`interlock serve` from the checkout `root` with `config` on `port` (logs at warning);
+    `--workers` only when more than one (an older checkout, a baseline, may not know it)."""
+    many = ["--workers", str(workers)] if workers > 1 else []
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "adapters.cli",
+            "serve",
+            "--config",
+            str(config),
+            "--port",
+            str(port),
+            *many,
+            "--log-level",
+            "warning",
+        ],
+        cwd=root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+async def wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 30
     async with aiohttp.ClientSession() as session:
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise RuntimeError("the proxy exited at start")
             try:
-                async with session.get(url + path) as response:
+                async with session.get(url + "/health") as response:
                     if response.status == 200:
                         return
             except aiohttp.ClientError:
@@ -173,23 +199,7 @@ async def measure(
     config: Path, variant: dict[str, object], seconds: float
 ) -> tuple[float, float, int]:
     port = free_port()
-    proxy = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "adapters.cli",
-            "serve",
-            "--config",
-            str(config),
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proxy = start_proxy(config, port)
     url = f"http://127.0.0.1:{port}"
     try:
         await wait_ready(url, proxy)

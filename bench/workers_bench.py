@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,7 +29,7 @@ sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(BENCH.parent))
 
 import aiohttp
-from operate_bench import free_port, start_fake, wait_ready, write_config
+from operate_bench import cpu_seconds, free_port, start_fake, start_proxy, wait_ready, write_config
 
 CONCURRENCY = 64
 BODY = {
@@ -41,41 +41,18 @@ BODY = {
 
 def tree_cpu(pid: int) -> float:
     """CPU seconds of a process and its children (from /proc, this moment)."""
-    total = 0.0
-    pids = [pid]
     children = Path(f"/proc/{pid}/task/{pid}/children")
-    if children.exists():
-        pids += [int(p) for p in children.read_text().split()]
-    for p in pids:
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-        except FileNotFoundError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / 100
+    pids = [pid, *(int(p) for p in children.read_text().split())] if children.exists() else [pid]
+    total = 0.0
+    for each in pids:
+        with contextlib.suppress(FileNotFoundError):  # a child that just ended
+            total += cpu_seconds(each)
     return total
 
 
 async def measure(config: Path, workers: int, seconds: float) -> tuple[float, float]:
     port = free_port()
-    proxy = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "adapters.cli",
-            "serve",
-            "--config",
-            str(config),
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            "--log-level",
-            "warning",
-        ],
-        cwd=BENCH.parent,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proxy = start_proxy(config, port, workers=workers)
     url = f"http://127.0.0.1:{port}"
     try:
         await wait_ready(url, proxy)

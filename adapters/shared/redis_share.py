@@ -275,9 +275,6 @@ class SharedStore:
     def remove_account(self, account_id: str) -> None:
         self.local.remove_account(account_id)
 
-    def __getattr__(self, name: str) -> Any:  # the local store's other methods (save_quota)
-        return getattr(self.local, name)
-
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
