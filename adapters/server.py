@@ -563,7 +563,7 @@ def make_app(
             settings,
             store,
             engine,
-            Runner(engine, upstream, the_clock, observers if observers.targets else None),
+            Runner(engine, upstream, the_clock, observers if observers.targets else None, share),
             the_clock,
             lambda: f"{prefix}-{next(counter)}",
             catalog,

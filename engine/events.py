@@ -84,11 +84,15 @@ class UpstreamFailed(Event):
     Like every end of an attempt, it fires the failure class the engine classifies it into
     (`engine.table.FAILURE_TRIGGERS`), not `trigger`.
 
-    `wall` is the wall-clock time (epoch s) of receipt, for absolute reset timestamps."""
+    `wall` is the wall-clock time (epoch s) of receipt, for absolute reset timestamps.
+    `shared_duplicate`: for a 429 of the account x model scope, another request (on this or
+    another instance sharing the pool) had already claimed the account x model's shared dedup
+    window, so this 429 does not escalate (set by the runner from its `DedupWindow`)."""
 
     trigger: ClassVar[str] = "upstream_failed"
     facts: UpstreamFacts
     wall: float = 0.0
+    shared_duplicate: bool = False
 
 
 class UpstreamUnreachable(Event):

@@ -300,8 +300,9 @@ class Engine:
         if request.account is None:
             return
         if failure.kind in RATE_LIMIT_KINDS:
+            elsewhere = isinstance(request.event, UpstreamFailed) and request.event.shared_duplicate
             request.rl_duplicate, request.rl_strikes = self.pool.note_rate_limit(
-                request.account, request.model, request.id, request.now
+                request.account, request.model, request.id, request.now, elsewhere=elsewhere
             )
         if failure.reset_ms is None:
             return

@@ -453,12 +453,13 @@ class AccountPool:
 
     # outcomes -----------------------------------------------------------------------------
     def note_rate_limit(
-        self, account_id: str, model: str, request_id: str, now: float
+        self, account_id: str, model: str, request_id: str, now: float, *, elsewhere: bool = False
     ) -> tuple[bool, int]:
         """Record a 429 on account x model. Returns (duplicate, strikes).
 
         A 429 is a duplicate when another request saw one on the same account x model inside
-        the dedup window; duplicates do not escalate. Otherwise the strike count (which indexes
+        the dedup window: here, or `elsewhere` (the shared window another instance claimed);
+        duplicates do not escalate. Otherwise the strike count (which indexes
         the quota backoff tiers: 60 s, 5 min, 30 min, 2 h) grows until a success clears it, as
         the JS proxy's consecutive-failure index does.
         """
@@ -467,7 +468,8 @@ class AccountPool:
         window = self.policy.rate_limit_dedup_window_ms / 1000.0
         last = self._last_429.get(key)
         strikes = self._strikes.get(key)
-        if last is not None and last[1] != request_id and now - last[0] < window:
+        here = last is not None and last[1] != request_id and now - last[0] < window
+        if here or elsewhere:
             return True, strikes.count if strikes else 1
         if strikes is None:
             strikes = _Strikes(0, now)

@@ -228,9 +228,10 @@ def check_rests_only_extend(seen: Observed) -> list[str]:
 
 
 def check_dedup(seen: Observed) -> list[str]:
-    """429s on one account x model from other requests inside the dedup window escalate
-    once: a quota 429 without a reset rests for the tier of the strikes counted the DESIGN's
-    way (a success clears them), no longer."""
+    """429s on one account x model from other requests inside the dedup window (this
+    instance's, or the shared one another instance holds: `shared_duplicate`) escalate once: a
+    quota 429 without a reset rests for the tier of the strikes counted the DESIGN's way (a
+    success clears them), no longer."""
     p = seen.scenario.policy
     window = p.rate_limit_dedup_window_ms / 1000.0
     tiers = p.quota_backoff_tiers_ms
@@ -249,7 +250,7 @@ def check_dedup(seen: Observed) -> list[str]:
         if not isinstance(b.event, UpstreamFailed) or _scope(b) != RATE:
             continue
         seen_before = last.get(key)
-        duplicate = (
+        duplicate = b.event.shared_duplicate or (  # another instance's window, or this one's
             seen_before is not None and seen_before[1] != b.rid and b.at - seen_before[0] < window
         )
         if not duplicate:
@@ -258,7 +259,7 @@ def check_dedup(seen: Observed) -> list[str]:
         assert a.reply.body is not None
         if a.reply.body.name != "quota":
             continue
-        tier = tiers[min(strikes[key] - 1, len(tiers) - 1)] / 1000.0
+        tier = tiers[min(strikes.get(key, 1) - 1, len(tiers) - 1)] / 1000.0
         before = b.before.cooldowns.get(key, 0.0)
         after = b.after.cooldowns.get(key, 0.0)
         if after > max(before, b.at + tier) + EPS:

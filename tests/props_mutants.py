@@ -41,8 +41,13 @@ MUTANTS: dict[str, tuple[str, str, str]] = {
     ),
     "no-dedup-window": (
         "engine/pool.py",
-        "        if last is not None and last[1] != request_id and now - last[0] < window:",
-        "        if False:",
+        "        if here or elsewhere:",
+        "        if elsewhere:",
+    ),
+    "shared-dedup-window-ignored": (
+        "engine/pool.py",
+        "        if here or elsewhere:",
+        "        if here:",
     ),
     "timer-never-cancelled": (
         "engine/actions.py",

@@ -305,4 +305,7 @@ def scenarios(draw: st.DrawFn) -> Scenario:
         heal_at=pick(draw, 1.0, 5.0, 30.0, 120.0, 1000.0),
         arrivals=arrivals,
         seed=pick(draw, 0, 1, 2, 3),
+        shared_window=(
+            pick(draw, (), (False,), (True, False), (None, False, True)) if theme in MEETING else ()
+        ),
     )

@@ -18,12 +18,15 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
+import redis.asyncio as aioredis
 
 from adapters.config import ConfigError, load_settings
 from adapters.fake_upstream import preset
 from adapters.serve import Served
 from adapters.server import PROXY
 from adapters.shared.redis_share import RedisShare
+from adapters.trace.format import read_trace
+from adapters.trace.replay import check, replay
 from tests.e2e import MODEL, calls, post, proxy, run
 
 A1 = "account-1"
@@ -213,6 +216,87 @@ def test_redis_down_is_logged_once_without_the_password_and_back_is_logged_once(
     assert sum("reachable again" in m for m in messages) == 1
     assert all("s3cret" not in m for m in messages)
     assert all("***@127.0.0.1" in m for m in messages)
+
+
+# a quota 429 without a stated reset rests for the tier of its strike; the window is short so
+# that the test can step past it
+DEDUP_POLICY = {"quota_backoff_tiers_ms": [300, 60_000], "rate_limit_dedup_window_ms": 800}
+
+
+def test_a_429_inside_the_window_another_instance_claimed_does_not_escalate(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """Both instances meet a quota 429 on account-1 at about the same time. The first claims
+    the shared dedup window (`SET NX PX`); the second's 429 lands inside it and is a duplicate:
+    its earlier strike is not raised to the second tier (60 s), so the account rests 300 ms on
+    both, not 60 s. The second's trace holds the fact and replays without Redis."""
+    state = {"redis_url": redis_server.url}
+
+    async def scenario() -> None:
+        async with (
+            proxy(1, policy=DEDUP_POLICY, state=state) as first,
+            proxy(1, policy=DEDUP_POLICY, state=state, server={"record": str(tmp_path)}) as second,
+        ):
+            for served in (first, second):
+                await asyncio.wait_for(share_of(served).connected.wait(), 10)
+            assert first.fake is not None and second.fake is not None
+            second.fake.script(A1, [preset("quota_429")])  # an earlier strike on the second
+            status, _, _ = await post(second)
+            assert status == 429 and resting(second, A1)
+            await until(lambda: not resting(first, A1) and not resting(second, A1))
+            await asyncio.sleep(0.85)  # past the second's own window
+            second.fake.script(A1, [preset("quota_429", latency=0.3)])
+            first.fake.script(A1, [preset("quota_429")])
+            late = asyncio.ensure_future(post(second))  # its 429 comes 0.3 s later
+            await asyncio.sleep(0.05)
+            status, _, _ = await post(first)  # claims the window
+            assert status == 429
+            status, _, _ = await late
+            assert status == 429
+            took = await until(
+                lambda: not resting(first, A1) and not resting(second, A1), limit=3.0
+            )
+            assert took < 0.5, f"account-1 rested {took:.2f} s more: the duplicate escalated"
+
+    run(scenario())
+    (path,) = tmp_path.glob("*.jsonl")
+    trace = read_trace(path)
+    failed = [a.event for a in trace.of("answer") if a.event.get("type") == "UpstreamFailed"]
+    assert [e.get("shared_duplicate", False) for e in failed] == [False, True]
+    divergence = check(trace, replay(trace))
+    assert divergence is None, divergence.describe()
+
+
+def test_the_shared_window_is_claimed_once_renewed_by_its_holder_and_expires(
+    redis_server: RedisServer,
+) -> None:
+    async def scenario() -> None:
+        async with instance(redis_server.url) as first, instance(redis_server.url) as second:
+            one, two = share_of(first), share_of(second)
+            a1, b1 = pool_id(first, A1), pool_id(second, A1)
+            assert await one.claim(a1, MODEL, "r1", 300) is True
+            assert await two.claim(b1, MODEL, "r2", 300) is False  # held elsewhere
+            assert await one.claim(a1, MODEL, "r3", 300) is False  # another request here too
+            assert await two.claim(b1, "other-model", "r2", 300) is True  # its own window
+            await asyncio.sleep(0.2)
+            assert await one.claim(a1, MODEL, "r1", 300) is True  # the holder's repeat renews
+            await asyncio.sleep(0.2)
+            assert await two.claim(b1, MODEL, "r2", 300) is False  # 0.4 s on: still renewed
+            await asyncio.sleep(0.35)
+            assert await two.claim(b1, MODEL, "r2", 300) is True  # expired: claimed anew
+            client = aioredis.from_url(redis_server.url)
+            try:
+                raw = await client.keys("interlock:dedup:*")
+            finally:
+                await client.aclose()
+            assert all(b"@" not in key and b"account-1" not in key for key in raw)
+            redis_server.stop()
+            await until(lambda: one.down is not None, limit=10)
+            started = time.monotonic()
+            assert await one.claim(a1, MODEL, "r9", 300) is None  # local window decides
+            assert time.monotonic() - started < 0.2
+
+    run(scenario())
 
 
 def test_the_redis_url_never_shows_in_the_settings() -> None:

@@ -19,6 +19,7 @@ import pytest
 from hypothesis import Phase, event, given, settings
 
 from engine.bounds import step_bound
+from engine.events import UpstreamFailed
 from engine.health import BREAKER_TABLE
 from engine.policy import load_policy
 from engine.store import AccountRecord
@@ -46,6 +47,8 @@ def observe(s: Scenario) -> Observed:
         event(f"row {source} --{trigger}--> {dest}")
     for source, trigger, dest in sorted(inv.breaker_rows_taken(seen)):
         event(f"breaker {source} --{trigger}--> {dest}")
+    if any(isinstance(b.event, UpstreamFailed) and b.event.shared_duplicate for b in seen.brackets):
+        event("a 429 inside the shared dedup window another instance holds")
     steps = max((len(inv.steps_of(seen, rid)) for rid in seen.clients), default=0)
     bound = step_bound(s.policy, len(s.accounts))
     event(f"most steps of a request: {10 * (10 * steps // bound)}-% of the step bound")
@@ -151,6 +154,7 @@ def test_the_generator_takes_every_reachable_row_and_every_invariant_holds() -> 
     listed above with why), and every invariant holds on each scenario."""
     taken: set[tuple[str, str, str | None]] = set()
     breaker: set[tuple[str, str, str]] = set()
+    shared_quota_duplicates = 0
 
     @settings(
         max_examples=COVERAGE_EXAMPLES, derandomize=True, database=None, phases=[Phase.generate]
@@ -158,8 +162,17 @@ def test_the_generator_takes_every_reachable_row_and_every_invariant_holds() -> 
     @given(scenarios())
     def explore(s: Scenario) -> None:
         seen = observe(s)
+        nonlocal shared_quota_duplicates
         taken.update(inv.rows_taken(seen))
         breaker.update(inv.breaker_rows_taken(seen))
+        shared_quota_duplicates += sum(
+            isinstance(b.event, UpstreamFailed)
+            and b.event.shared_duplicate
+            and b.attempt is not None
+            and b.attempt.reply.body is not None
+            and b.attempt.reply.body.name == "quota"
+            for b in seen.brackets
+        )
         for name, check in inv.ALL_CHECKS.items():
             violations = check(seen)
             assert not violations, f"{name}: {violations[:5]}"
@@ -171,6 +184,7 @@ def test_the_generator_takes_every_reachable_row_and_every_invariant_holds() -> 
     assert table - set(UNREACHABLE) - taken == set(), "reachable rows never taken"
     assert taken & set(UNREACHABLE) == set(), "rows listed as unreachable were taken"
     assert {(r.source, r.trigger, r.dest) for r in BREAKER_TABLE} - breaker == set()
+    assert shared_quota_duplicates > 0, "no quota 429 met a window another instance holds"
 
 
 def test_every_breaker_transition_taken_is_a_row_of_the_breaker_table() -> None:

@@ -6,6 +6,8 @@ import asyncio
 import random
 import time
 
+from engine.effects import Outcome
+from engine.events import UpstreamFailed
 from engine.machine import Engine
 from engine.policy import load_policy
 from engine.pool import AccountPool
@@ -158,3 +160,62 @@ def test_a_client_gone_between_two_polls_ends_a_wait_without_the_retry_it_waited
     assert outcome.status == 499
     assert transport.log == [(0.0, "A", "daily"), (0.05, "A", "prod")]
     assert clock.now() == 5.05
+
+
+# the shared 429 dedup window ---------------------------------------------------------------------
+class Window:
+    """A shared dedup window that answers every claim with `answer` and logs the claims."""
+
+    def __init__(self, answer: bool | None) -> None:
+        self.answer = answer
+        self.claims: list[tuple[str, str, str, int]] = []
+
+    async def claim(self, account: str, model: str, holder: str, ttl_ms: int) -> bool | None:
+        self.claims.append((account, model, holder, ttl_ms))
+        return self.answer
+
+
+def quota_run(window: Window | None) -> tuple[Outcome, list[tuple[float, str, str]], ListSink]:
+    """Account A already has one quota strike (an earlier 429, outside the window); then a
+    quota 429 without a reset, then ok. Strike 1 rests A for the 60 s tier, which the request
+    waits out; strike 2 rests it 5 min, past the 120 s wait budget."""
+    clock, pool, _, transport, sink = make(["A"], {"A": [error(quota_429()), ok()]})
+    pool.note_rate_limit("A", MODEL, "earlier", -100.0)
+    runner = Runner(_engine_of(pool), transport, clock, sink, window)
+    outcome = clock.run(runner.run("r1", MODEL, True, RecordingClient(clock)))
+    return outcome, transport.log, sink
+
+
+def _engine_of(pool: AccountPool) -> Engine:
+    return Engine(pool.policy, pool, rng=random.Random(0))
+
+
+def _failed(sink: ListSink) -> list[UpstreamFailed]:
+    return [e for kind, _, _, e in sink.records if isinstance(e, UpstreamFailed)]
+
+
+def test_a_quota_429_inside_a_window_another_instance_holds_does_not_escalate() -> None:
+    window = Window(False)
+    outcome, log, sink = quota_run(window)
+    assert window.claims == [("A", MODEL, "r1", 2000)]
+    assert [e.shared_duplicate for e in _failed(sink)] == [True]  # the trace holds the fact
+    assert outcome.ok  # still strike 1: A rested the 60 s tier and served
+    assert log == [(0.0, "A", "daily"), (60.05, "A", "daily")]
+
+
+def test_a_quota_429_whose_window_is_its_own_or_unknown_escalates_as_on_one_instance() -> None:
+    for window in (Window(True), Window(None), None):
+        outcome, log, sink = quota_run(window)
+        assert [e.shared_duplicate for e in _failed(sink)] == [False]
+        assert outcome.status == 429  # strike 2: a 5 min rest, past the wait budget
+        assert log == [(0.0, "A", "daily")]
+
+
+def test_the_shared_window_is_asked_only_about_429s_of_the_account_x_model_scope() -> None:
+    clock, pool, _, transport, sink = make(
+        ["A"], {"A": [error(capacity(429)), error(SERVER_500), ok()]}
+    )
+    window = Window(False)
+    runner = Runner(_engine_of(pool), transport, clock, sink, window)
+    assert clock.run(runner.run("r1", MODEL, True, RecordingClient(clock))).ok
+    assert window.claims == []

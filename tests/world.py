@@ -14,6 +14,7 @@ The invariants (tests/invariants.py) read only what was recorded here: `Observed
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import random
 from collections.abc import AsyncIterator
@@ -118,6 +119,10 @@ class Scenario:
     seed: int = 0
     recovery: bool = True
     """After the traffic, two recovery requests check invariant 8."""
+    shared_window: tuple[bool | None, ...] = ()
+    """When not empty, the runner has a shared 429 dedup window (`DedupWindow`) standing for
+    other instances: its claims answer these in turn (cycling); False is a window another
+    instance holds, None a shared store that cannot answer."""
 
     def script(self, account: str, endpoint: str) -> tuple[Reply, ...]:
         return dict(self.scripts).get((account, endpoint), (HEALED,))
@@ -415,6 +420,16 @@ class RecordingSink:
         self.seen.brackets.append(bracket)
 
 
+class ScriptedWindow:
+    """A shared 429 dedup window whose claims answer a script in turn (other instances)."""
+
+    def __init__(self, answers: tuple[bool | None, ...]) -> None:
+        self.answers = itertools.cycle(answers)
+
+    async def claim(self, account: str, model: str, holder: str, ttl_ms: int) -> bool | None:
+        return next(self.answers)
+
+
 def probe_interval_s(policy: Policy) -> float:
     """The longest interval between two probes of an open endpoint (the policy does not
     require first_probe_ms <= max_probe_ms, and the first interval is not capped)."""
@@ -435,7 +450,8 @@ def run(scenario: Scenario, on_step: StepHook = None) -> Observed:
     pool = AccountPool(scenario.policy, scenario.accounts)
     engine = Engine(scenario.policy, pool, rng=random.Random(scenario.seed))
     sink = RecordingSink(clock, seen, pool)
-    runner = Runner(engine, ScriptedUpstream(clock, scenario, seen), clock, sink)
+    window = ScriptedWindow(scenario.shared_window) if scenario.shared_window else None
+    runner = Runner(engine, ScriptedUpstream(clock, scenario, seen), clock, sink, window)
 
     def step(request: Request, source: str, trigger: str, dest: str) -> None:
         record = Step(seen.tick(), clock.now(), request.id, source, trigger, dest)

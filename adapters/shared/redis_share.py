@@ -15,9 +15,16 @@
 - Accounts are named by `account_key` (a hash of the email), the same on every instance even
   with separate state databases. No token, secret or email goes to Redis.
 
+- **The 429 dedup window** is shared (`claim`, the runner's `DedupWindow`): the first 429 on
+  an account x model claims `interlock:dedup:<account key>:<model>` with `SET NX PX` for the
+  window; a 429 another request meets inside it, on any instance, is a duplicate and does not
+  escalate. Redis unreachable or slower than `CLAIM_TIMEOUT_S`: the instance's own window
+  decides.
+
 Per instance, not shared: retry budgets and breakers (each instance measures its own network
-path to the upstream), leases (requests in flight belong to one process), the 429 dedup window
-and quota readings (each instance reads quota itself).
+path to the upstream), leases (requests in flight belong to one process), the strike counts a
+non-duplicate 429 escalates (each instance's rests are shared, so the longest wins), and quota
+readings (each instance reads quota itself).
 """
 
 from __future__ import annotations
@@ -41,7 +48,9 @@ log = logging.getLogger("interlock.shared")
 
 HASH = "interlock:pool"
 CHANNEL = "interlock:pool:changes"
+DEDUP = "interlock:dedup:"
 RETRY_S = 0.5
+CLAIM_TIMEOUT_S = 0.1  # a 429 waits at most this for the shared window, then decides locally
 
 
 class RedisShare:
@@ -71,6 +80,7 @@ class RedisShare:
         self._keys: dict[str, str] = {}
         self._ids: dict[str, str] = {}
         self._task: asyncio.Task[None] | None = None
+        self._client: Any = None  # while connected
         self.connected = asyncio.Event()
         self.down: str | None = None  # the error while Redis is unreachable (said once)
         self.applied = 0  # remote entries applied to the pool
@@ -136,6 +146,29 @@ class RedisShare:
         self.applied += 1
         return True
 
+    # the shared 429 dedup window -----------------------------------------------------------
+    async def claim(self, account: str, model: str, holder: str, ttl_ms: int) -> bool | None:
+        """`DedupWindow.claim`: `SET NX PX` on the account x model's window, and read who
+        holds it, in one transaction. The holder's own repeat claim renews the window, as the
+        local window renews on a request's own repeated 429."""
+        client, key = self._client, self.key_of(account)
+        if client is None or key is None or not self.connected.is_set():
+            return None
+        name, value = f"{DEDUP}{key}:{model}", f"{self.instance}:{holder}"
+        try:
+            async with asyncio.timeout(CLAIM_TIMEOUT_S):
+                async with client.pipeline(transaction=True) as pipe:
+                    pipe.set(name, value, nx=True, px=ttl_ms)
+                    pipe.get(name)
+                    claimed, current = await pipe.execute()
+                if current is not None and _text(current) != value:
+                    return False
+                if not claimed:
+                    await client.pexpire(name, ttl_ms)
+        except (RedisError, OSError, TimeoutError):
+            return None
+        return True
+
     # running -------------------------------------------------------------------------------
     def start(self, pool: AccountPool) -> None:
         """Attach the pool and connect in the background."""
@@ -196,8 +229,10 @@ class RedisShare:
                 )
                 self.down = None
             self.connected.set()
+            self._client = client
             await asyncio.gather(self._reader(pubsub), self._writer(client))
         finally:
+            self._client = None
             with contextlib.suppress(Exception):
                 await pubsub.aclose()
 

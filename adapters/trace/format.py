@@ -133,7 +133,10 @@ _EFFECTS: dict[str, type[Effect]] = {
 def dump_event(event: Event) -> dict[str, Any]:
     if isinstance(event, ContentReceived):
         return {"type": "ContentReceived"}  # the content itself is never recorded
-    return {"type": type(event).__name__, **event.model_dump(mode="json")}
+    data = event.model_dump(mode="json")
+    if data.get("shared_duplicate") is False:
+        del data["shared_duplicate"]  # only a shared window sets it: traces without one unchanged
+    return {"type": type(event).__name__, **data}
 
 
 def load_event(data: dict[str, Any]) -> Event:

@@ -32,7 +32,8 @@ from engine.events import (
 )
 from engine.machine import Engine
 from engine.request import Request
-from engine.runner.ports import ClientStream, Clock, TraceSink, Transport
+from engine.runner.ports import ClientStream, Clock, DedupWindow, TraceSink, Transport
+from engine.spec import RATE_LIMIT_KINDS
 
 _FINAL = (StreamEnded, StreamBroken, UpstreamFailed, UpstreamUnreachable)
 _CLIENT = -1  # inbox tag for events that do not belong to an attempt
@@ -46,11 +47,13 @@ class Runner:
         transport: Transport,
         clock: Clock,
         sink: TraceSink | None = None,
+        window: DedupWindow | None = None,
     ) -> None:
         self.engine = engine
         self.transport = transport
         self.clock = clock
         self.sink = sink
+        self.window = window
 
     async def run(
         self,
@@ -69,7 +72,7 @@ class Runner:
         if self.sink is not None:
             self.sink.arrived(request_id, now, model, stream, client_model)
         inbox: asyncio.Queue[tuple[int, Event]] = asyncio.Queue(_INBOX_SIZE)
-        state = _AttemptState()
+        state = _AttemptState(request_id)
         watcher = asyncio.ensure_future(self._watch_client(client, inbox))
         try:
             effects = self.engine.start(request, now)
@@ -101,7 +104,7 @@ class Runner:
                 await state.cancel()
                 state.generation += 1
                 state.task = asyncio.ensure_future(
-                    self._attempt(state.generation, effect, payload, inbox)
+                    self._attempt(state.generation, effect, payload, inbox, state.request)
                 )
             elif isinstance(effect, CancelAttempt):
                 await state.cancel()
@@ -121,10 +124,14 @@ class Runner:
         send: SendAttempt,
         payload: Any,
         inbox: asyncio.Queue[tuple[int, Event]],
+        request_id: str,
     ) -> None:
         final_seen = False
         try:
-            async for event in self.transport.attempt(send, payload):
+            async for received in self.transport.attempt(send, payload):
+                event = received
+                if isinstance(event, UpstreamFailed) and event.facts.kind in RATE_LIMIT_KINDS:
+                    event = await self._claim(event, send, request_id)
                 await inbox.put((generation, event))
                 if isinstance(event, _FINAL):
                     final_seen = True
@@ -135,6 +142,17 @@ class Runner:
             raise
         except Exception as err:  # a transport defect must not kill the request
             await inbox.put((generation, UpstreamUnreachable(reason=type(err).__name__)))
+
+    async def _claim(self, event: UpstreamFailed, send: SendAttempt, request_id: str) -> Event:
+        """A 429 of the account x model scope: claim the shared dedup window; held by another
+        request, the 429 is a duplicate (`UpstreamFailed.shared_duplicate`, so the trace
+        holds the fact and a replay decides the same without the shared store)."""
+        if self.window is None:
+            return event
+        ttl_ms = self.engine.policy.rate_limit_dedup_window_ms
+        if await self.window.claim(send.account, send.model, request_id, ttl_ms) is False:
+            return event.model_copy(update={"shared_duplicate": True})
+        return event
 
     async def _watch_client(
         self, client: ClientStream, inbox: asyncio.Queue[tuple[int, Event]]
@@ -179,9 +197,10 @@ class Runner:
 
 
 class _AttemptState:
-    __slots__ = ("generation", "task")
+    __slots__ = ("generation", "request", "task")
 
-    def __init__(self) -> None:
+    def __init__(self, request: str) -> None:
+        self.request = request
         self.generation = 0
         self.task: asyncio.Future[None] | None = None
 

@@ -1,4 +1,5 @@
-"""The ports the runner drives: clock, upstream transport, client stream, trace sink."""
+"""The ports the runner drives: clock, upstream transport, client stream, trace sink, and the
+shared 429 dedup window."""
 
 from __future__ import annotations
 
@@ -47,6 +48,16 @@ class ClientStream(Protocol):
         learn it only at its next poll). The runner asks before it hands the engine an
         attempt's event or a timer, so that nothing is sent upstream for a client that left
         between two polls. A stream told of a disconnect at once may always answer False."""
+        ...
+
+
+class DedupWindow(Protocol):
+    async def claim(self, account: str, model: str, holder: str, ttl_ms: int) -> bool | None:
+        """Claim account x model's 429 dedup window, shared by every instance, for `holder`
+        (a request id) for `ttl_ms`, unless another holder has it. True: `holder` has it (now
+        or already); False: another request has it, so this 429 is a duplicate; None: nothing
+        is shared now (e.g. the store is unreachable), the instance's own window decides.
+        Must return promptly: a 429 waits for it."""
         ...
 
 
