@@ -422,9 +422,20 @@ class _StepObserver:
         self.on_step = on_step
 
 
-def _keep_reading(catalog: ModelCatalog, sync: StoreSync, account: str, reading: Reading) -> None:
-    """A quota reading also refreshes the model catalog and goes to the state database."""
+def _keep_reading(
+    catalog: ModelCatalog,
+    sync: StoreSync,
+    share: RedisShare | None,
+    account: str,
+    reading: Reading,
+) -> None:
+    """A quota reading also refreshes the model catalog, goes to the state database and, with
+    Redis, to the other instances."""
     catalog.offer(account, reading.models)
+    if share is not None and reading.read_at is not None:
+        for model, info in reading.models.items():
+            if info.remaining_fraction is not None:
+                share.reading(account, model, info.remaining_fraction, reading.read_at)
     rows = {
         model: QuotaRow(info.remaining_fraction, info.reset_time, reading.read_at or 0.0)
         for model, info in reading.models.items()
@@ -523,7 +534,9 @@ def make_app(
                 clock=the_clock,
                 max_reset_s=settings.upstream.max_reset_s,
                 rng=random.Random(the_seed),
-                on_read=lambda account, reading: _keep_reading(catalog, sync, account, reading),
+                on_read=lambda account, reading: _keep_reading(
+                    catalog, sync, share, account, reading
+                ),
             )
         catalog = ModelCatalog(
             settings.models,

@@ -299,6 +299,33 @@ def test_the_shared_window_is_claimed_once_renewed_by_its_holder_and_expires(
     run(scenario())
 
 
+def test_a_quota_reading_on_one_instance_reaches_the_pool_of_another_that_reads_none(
+    redis_server: RedisServer,
+) -> None:
+    """The first reads quota (account-1 at 30 %); the second, with quota reading off, gets the
+    reading in its pool (hybrid's quota term) within 100 ms of its being written."""
+    state = {"redis_url": redis_server.url}
+
+    async def scenario() -> None:
+        async with (
+            proxy(2, state=state) as first,
+            proxy(2, state=state, quota={"enabled": False}) as second,
+        ):
+            for served in (first, second):
+                await asyncio.wait_for(share_of(served).connected.wait(), 10)
+            assert first.fake is not None
+            first.fake.set_quota(MODEL, 0.3, account=A1)
+            reader = first.runner.app[PROXY].quota
+            assert reader is not None and second.runner.app[PROXY].quota is None
+            await reader.read_all()
+            pool = second.runner.app[PROXY].engine.pool
+            account = pool.account(pool_id(second, A1))
+            took = await until(lambda: account.quota.get(MODEL, (None,))[0] == 0.3, limit=2.0)
+            assert took < 0.1, f"the reading took {took:.3f} s"
+
+    run(scenario())
+
+
 def test_the_redis_url_never_shows_in_the_settings() -> None:
     settings = load_settings(env={"INTERLOCK_REDIS_URL": "redis://:s3cret@10.0.0.1:6379/0"})
     assert settings.state.redis_url is not None

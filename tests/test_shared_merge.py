@@ -1,5 +1,6 @@
 """Shared pool state converges: any interleaving of the same effects, in any order and with
-repeats, leaves two replicas equal; a cooldown only extends; a newer decision wins."""
+repeats, leaves two replicas equal, and two instances' pools equal (through the real
+`RedisShare.apply`, no Redis needed); a cooldown only extends; a newer decision wins."""
 
 from __future__ import annotations
 
@@ -7,9 +8,21 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 
 from adapters.shared.merge import Entry, Replica, account_key, wins
+from adapters.shared.redis_share import RedisShare
+from engine.policy import load_policy
+from engine.pool import AccountPool
 
 ACCOUNTS = [account_key(f"user{i}@example.com") for i in range(3)]
-FIELDS = ["cooldown:claude-sonnet-4-6", "cooldown:gemini-3-flash", "enabled", "invalid"]
+FIELDS = [
+    "cooldown:claude-sonnet-4-6",
+    "cooldown:gemini-3-flash",
+    "enabled",
+    "invalid",
+    "quota:claude-sonnet-4-6",
+    "quota:gemini-3-flash",
+]
+WALL = 1_000_000.0  # the instances' wall clock while the entries are applied
+NOW = 500.0  # their monotonic clock
 
 
 @st.composite
@@ -17,18 +30,20 @@ def entries(draw: st.DrawFn) -> Entry:
     field = draw(st.sampled_from(FIELDS))
     if field.startswith("cooldown:"):
         value = {
-            "until": draw(st.integers(0, 50)) * 1.0,
+            "until": WALL - 10 + draw(st.integers(0, 50)) * 1.0,  # some already over
             "reason": draw(st.sampled_from(["a", "b"])),
         }
     elif field == "enabled":
         value = {"enabled": draw(st.booleans())}
+    elif field.startswith("quota:"):
+        value = {"fraction": draw(st.sampled_from([0.0, 0.25, 1.0]))}
     else:
         value = {"reason": draw(st.sampled_from([None, "revoked"])), "verify_url": None}
     return Entry(
         draw(st.sampled_from(ACCOUNTS)),
         field,
         value,
-        draw(st.integers(0, 20)) * 1.0,
+        WALL - draw(st.integers(0, 20)) * 1.0,
         draw(st.sampled_from(["i1", "i2", "i3"])),
     )
 
@@ -48,6 +63,52 @@ def test_any_order_of_the_same_effects_gives_equal_replicas(
     assert first.entries == second.entries
     event(f"{len({e.slot for e in effects})} slots" if effects else "no effects")
     event("a repeat" if repeats else "no repeat")
+
+
+class FixedClock:
+    def now(self) -> float:
+        return NOW
+
+    def wall(self) -> float:
+        return WALL
+
+
+def instance() -> tuple[RedisShare, AccountPool]:
+    """An instance's link and pool, not connected: entries go in through `apply`."""
+    ids = {f"a{i}": key for i, key in enumerate(ACCOUNTS)}
+    share = RedisShare("redis://127.0.0.1:1/0", lambda: ids, clock=FixedClock(), instance="me")
+    pool = AccountPool(load_policy(), list(ids), now=NOW)
+    share.pool = pool
+    return share, pool
+
+
+def view(pool: AccountPool) -> dict[str, object]:
+    """What the entries decide in a pool: flags, marks, cooldowns in force, quota."""
+    return {
+        a: (
+            pool.account(a).enabled,
+            pool.account(a).invalid_reason,
+            {m: cd.until for m, cd in pool.cooldowns(a, NOW).items()},
+            dict(pool.account(a).quota),
+        )
+        for a in pool.account_ids
+    }
+
+
+@given(st.lists(entries(), max_size=30), st.randoms(use_true_random=False))
+def test_any_order_of_the_same_entries_gives_two_instances_equal_pools(
+    effects: list[Entry], rng: object
+) -> None:
+    (first, first_pool), (second, second_pool) = instance(), instance()
+    for entry in effects:
+        first.apply(entry)
+    shuffled = list(effects)
+    rng.shuffle(shuffled)  # type: ignore[attr-defined]
+    for entry in shuffled + shuffled[: len(shuffled) // 2]:
+        second.apply(entry)
+    assert view(first_pool) == view(second_pool)
+    kinds = {e.field.split(":")[0] for e in effects}
+    event(f"fields: {', '.join(sorted(kinds)) or 'none'}")
 
 
 def test_a_cooldown_only_extends_whatever_the_order() -> None:

@@ -9,6 +9,8 @@ never a secret):
 - `enabled`, `invalid`: a person's or the pool's latest decision; merging keeps the newest
   (`at`, wall clock s), ties broken by the instance id and then the value, so every instance
   picks the same one.
+- `quota:<model>`: the remaining fraction the upstream reported for the model (`at`: when it
+  was read); merging keeps the newest reading, by the same rule.
 
 `wins(new, old)` is the whole merge rule: it is a total order on entries of one field, so
 applying any set of entries in any order, with repeats, leaves every replica with the same
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 COOLDOWN = "cooldown:"
+QUOTA = "quota:"
 
 
 def account_key(email: str) -> str:
@@ -33,8 +36,10 @@ def account_key(email: str) -> str:
 @dataclass(frozen=True, slots=True)
 class Entry:
     account: str  # account_key
-    field: str  # "cooldown:<model>", "enabled" or "invalid"
-    value: dict[str, Any]  # {"until", "reason"} | {"enabled"} | {"reason", "verify_url"}
+    field: str  # "cooldown:<model>", "enabled", "invalid" or "quota:<model>"
+    value: dict[
+        str, Any
+    ]  # {"until", "reason"} | {"enabled"} | {"reason", "verify_url"} | {"fraction"}
     at: float  # wall clock s of the change
     origin: str  # the instance that made it
 

@@ -1,12 +1,17 @@
 """Several interlock instances share one pool through Redis (`[state] redis_url`).
 
 - **Out**: every local change of an account's cooldown, enabled flag or invalid mark (the
-  pool's `StateStore` writes, through `SharedStore`) becomes an `Entry` (`merge`), queued and
+  pool's `StateStore` writes, through `SharedStore`), and every quota reading (`reading`),
+  becomes an `Entry` (`merge`), queued and
   written behind the requests by one task: merged into the hash `interlock:pool` (optimistic
   `WATCH`/`MULTI`: only an entry that wins over the stored one is written) and published on
   `interlock:pool:changes`.
 - **In**: every instance listens on that channel and applies what other instances published to
-  its own pool with the same merge rule (cooldowns extend, the newest decision wins). At start
+  its own pool with the same merge rule (cooldowns extend, the newest decision or reading
+  wins), so that any order of the same entries leaves equal pools. A reading from another
+  instance feeds the pool's quota (hybrid's quota term and floors). It lifts no rest: a rest
+  only extends when shared, and a rest a reading ordered is lifted by each instance's own next
+  reading that shows quota (`adapters.quota`). At start
   and after each reconnect it reads the whole hash first, so a late joiner starts from what the
   others learned.
 - **Redis down**: requests never wait for Redis; the instance serves on its local state, logs
@@ -23,8 +28,7 @@
 
 Per instance, not shared: retry budgets and breakers (each instance measures its own network
 path to the upstream), leases (requests in flight belong to one process), the strike counts a
-non-duplicate 429 escalates (each instance's rests are shared, so the longest wins), and quota
-readings (each instance reads quota itself).
+non-duplicate 429 escalates (each instance's rests are shared, so the longest wins).
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, WatchError
 
-from adapters.shared.merge import COOLDOWN, Entry, Replica, wins
+from adapters.shared.merge import COOLDOWN, QUOTA, Entry, Replica, wins
 from engine.pool import AccountPool, UnknownAccount
 from engine.runner.ports import Clock
 from engine.store import AccountRecord, StateStore
@@ -101,17 +105,24 @@ class RedisShare:
         return self._ids.get(key)
 
     # local changes out ---------------------------------------------------------------------
-    def local(self, account_id: str, field: str, value: dict[str, Any]) -> None:
-        """The pool changed this (not while applying another instance's change)."""
+    def local(
+        self, account_id: str, field: str, value: dict[str, Any], at: float | None = None
+    ) -> None:
+        """The pool changed this (not while applying another instance's change), at wall
+        time `at` (now when None)."""
         if self._applying:
             return
         key = self.key_of(account_id)
         if key is None:
             return
-        entry = Entry(key, field, value, self._clock.wall(), self.instance)
+        entry = Entry(key, field, value, self._clock.wall() if at is None else at, self.instance)
         if self.replica.apply(entry):
             self._outbox[entry.slot] = entry
             self._wake.set()
+
+    def reading(self, account_id: str, model: str, fraction: float, read_at: float) -> None:
+        """This instance read `fraction` of the model's quota left at wall time `read_at`."""
+        self.local(account_id, QUOTA + model, {"fraction": fraction}, read_at)
 
     # remote changes in ---------------------------------------------------------------------
     def apply(self, entry: Entry) -> bool:
@@ -126,10 +137,14 @@ class RedisShare:
         try:
             if entry.field.startswith(COOLDOWN):
                 until = float(entry.value["until"])
+                model = entry.field.removeprefix(COOLDOWN)
+                why = str(entry.value.get("reason", "shared"))
                 if until > wall:
-                    model = entry.field.removeprefix(COOLDOWN)
-                    why = str(entry.value.get("reason", "shared"))
                     self.pool.cool_down(account, model, now + (until - wall), why, now)
+            elif entry.field.startswith(QUOTA):
+                model = entry.field.removeprefix(QUOTA)
+                fraction = float(entry.value["fraction"])
+                self.pool.update_quota(account, model, fraction, now - max(0.0, wall - entry.at))
             elif entry.field == "enabled":
                 self.pool.set_enabled(account, bool(entry.value["enabled"]), now)
             elif entry.field == "invalid":
