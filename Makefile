@@ -55,6 +55,7 @@ bench: $(STAMP)  ## benchmarks (not part of make test)
 	$(PY) bench/trace_bench.py
 	$(PY) bench/operate_bench.py
 	$(PY) bench/hotpath_bench.py
+	$(PY) bench/frame_bench.py
 	$(PY) bench/share_bench.py
 	$(PY) bench/workers_bench.py
 	$(PY) bench/scoreboard.py

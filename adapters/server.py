@@ -106,6 +106,7 @@ class Proxy:
     sync: StoreSync
     quota: QuotaMonitor | None = None  # None: quota is not read (no upstream to read it from)
     worker: tuple[int, int] | None = None  # (index, count) under `serve --workers`
+    share: RedisShare | None = None  # the link to the other instances (`[state] redis_url`)
     told: set[str] = field(default_factory=set)  # things the log has said once
 
 
@@ -369,14 +370,24 @@ async def health(request: web.Request) -> web.Response:
     proxy = request.app[PROXY]
     rows = _account_rows(proxy)
     usable = [r for r in rows if r["enabled"] and not r["invalid_reason"]]
+    share = proxy.share
+    shared = None
+    if share is not None:
+        shared = {
+            "redis": "connected" if share.connected.is_set() else "unreachable",
+            "applied": share.applied,  # changes other instances made, applied here
+            "pending": share.pending,  # changes made here, not yet in Redis
+        }
+    fine = usable and proxy.sync.failing is None and (share is None or share.connected.is_set())
     return web.json_response(
         {
-            "status": "ok" if usable and proxy.sync.failing is None else "degraded",
+            "status": "ok" if fine else "degraded",
             "accounts": {"total": len(rows), "usable": len(usable)},
             "endpoints": endpoint_rows(proxy.engine.pool, proxy.clock.now()),
             "state_writes": {"pending": proxy.sync.pending, "failing": proxy.sync.failing},
             "workers": proxy.worker[1] if proxy.worker else 1,
             "worker": proxy.worker[0] if proxy.worker else 0,
+            "shared": shared,
         }
     )
 
@@ -583,6 +594,7 @@ def make_app(
             sync,
             monitor,
             worker,
+            share,
         )
         yield
         if share is not None:

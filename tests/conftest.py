@@ -5,11 +5,14 @@ Every test also fails when the code logs a traceback during it (`tests/traceback
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
 
+from tests.redis_server import RedisServer
 from tests.tracebacks import catching_tracebacks
 
 settings.register_profile(
@@ -30,3 +33,15 @@ def _no_tracebacks_in_the_log(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
     if catcher.caught and request.node.get_closest_marker("traceback_expected") is None:
         pytest.fail(f"the log holds {len(catcher.caught)} traceback(s):\n{catcher.report()}")
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    if shutil.which("redis-server") is None:
+        pytest.skip("no redis-server: `apt-get install redis-server` (.ci/run installs it)")
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -21,6 +21,7 @@ import pytest
 from adapters.fake_upstream import FakeUpstream, hang, preset
 from adapters.store_sqlite import Credentials, SQLiteStore
 from tests.e2e import BODY, run, sse_events, streamed_text
+from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SO_REUSEPORT")
 
@@ -31,7 +32,11 @@ class Workers:
 
 
 @asynccontextmanager
-async def workers(tmp_path: Path, count: int = 2) -> AsyncIterator[Workers]:
+async def workers(
+    tmp_path: Path, count: int = 2, redis_url: str | None = None
+) -> AsyncIterator[Workers]:
+    """`serve --workers count`; with `redis_url` the workers share the pool through Redis and
+    read the state database only every 1.5 s (the longest poll allowed)."""
     fake = FakeUpstream()
     urls = await fake.start(("daily", "prod"))
     state = tmp_path / "state.db"
@@ -44,8 +49,10 @@ async def workers(tmp_path: Path, count: int = 2) -> AsyncIterator[Workers]:
         )
     store.close()
     config = tmp_path / "interlock.toml"
+    poll = 0.2 if redis_url is None else 1.5
+    shared = "" if redis_url is None else f'[state]\nredis_url = "{redis_url}"\n'
     config.write_text(
-        f'[server]\nstate = "{state}"\nstate_poll_s = 0.2\n'
+        f'[server]\nstate = "{state}"\nstate_poll_s = {poll}\n{shared}'
         f'[upstream]\nendpoints = {{ daily = "{urls["daily"]}", prod = "{urls["prod"]}" }}\n'
         f'token_url = "{fake.token_url}"\nfirst_byte_timeout_s = 30\n'
         '[oauth]\nclient_id = "test"\nclient_secret = "test"\n'
@@ -136,6 +143,35 @@ def test_a_cooldown_one_worker_learns_reaches_the_other_through_the_state_databa
                 assert code == 200
             assert any(r.outcome == "preset:quota_429" for r in served.fake.log)
             await asyncio.sleep(1.5)  # written behind, read by the other within state_poll_s
+            served.fake.clear_log()
+            for _ in range(12):  # new connections: both workers answer some
+                code, _ = await ask(served.url)
+                assert code == 200
+            generate = served.fake.requests(path="streamGenerateContent")
+            assert generate and {r.account for r in generate} == {"account-2"}
+
+    run(scenario(), timeout=120)
+
+
+def test_a_cooldown_one_worker_learns_reaches_the_other_through_redis_at_once(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    async def scenario() -> None:
+        async with workers(tmp_path, redis_url=redis_server.url) as served:
+            served.fake.script("account-1", [preset("quota_429")])  # once, to one worker
+            for _ in range(6):  # round-robin in each worker: account-1 gets asked
+                code, _ = await ask(served.url)
+                assert code == 200
+            assert any(r.outcome == "preset:quota_429" for r in served.fake.log)
+            applied: dict[int, int] = {}
+            for _ in range(400):  # bounded: the other worker applied it from Redis
+                status = await health(served.url)
+                assert status["shared"]["redis"] == "connected"
+                applied[status["worker"]] = status["shared"]["applied"]
+                if sum(applied.values()) >= 1:
+                    break
+                await asyncio.sleep(0.005)
+            assert sum(applied.values()) >= 1, applied
             served.fake.clear_log()
             for _ in range(12):  # new connections: both workers answer some
                 code, _ = await ask(served.url)

@@ -37,7 +37,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -161,6 +161,11 @@ class RedisShare:
         self.applied += 1
         return True
 
+    @property
+    def pending(self) -> int:
+        """Local changes not yet written to Redis."""
+        return len(self._outbox)
+
     # the shared 429 dedup window -----------------------------------------------------------
     async def claim(self, account: str, model: str, holder: str, ttl_ms: int) -> bool | None:
         """`DedupWindow.claim`: `SET NX PX` on the account x model's window, and read who
@@ -176,11 +181,16 @@ class RedisShare:
                     pipe.set(name, value, nx=True, px=ttl_ms)
                     pipe.get(name)
                     claimed, current = await pipe.execute()
+                _checkpoint()
                 if current is not None and _text(current) != value:
                     return False
                 if not claimed:
                     await client.pexpire(name, ttl_ms)
-        except (RedisError, OSError, TimeoutError):
+                    _checkpoint()
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:  # Redis away, slow, or the link closing: decide locally
+            log.debug("the shared dedup window did not answer: %s", type(err).__name__)
             return None
         return True
 
@@ -223,6 +233,7 @@ class RedisShare:
             finally:
                 with contextlib.suppress(Exception):
                     await client.aclose()
+            _checkpoint()
             await asyncio.sleep(self.retry_s)
 
     async def _session(self, client: Any) -> None:
@@ -230,6 +241,7 @@ class RedisShare:
         await pubsub.subscribe(CHANNEL)
         try:
             stored = await client.hgetall(HASH)
+            _checkpoint()
             for slot, text in stored.items():
                 self.apply(Entry.loads(_text(slot), _text(text)))
             # what this instance learned while Redis was away, or before it joined
@@ -245,7 +257,7 @@ class RedisShare:
                 self.down = None
             self.connected.set()
             self._client = client
-            await asyncio.gather(self._reader(pubsub), self._writer(client))
+            await _together(self._reader(pubsub), self._writer(client))
         finally:
             self._client = None
             with contextlib.suppress(Exception):
@@ -254,6 +266,7 @@ class RedisShare:
     async def _reader(self, pubsub: Any) -> None:
         while True:
             message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+            _checkpoint()
             if message is None or message.get("type") != "message":
                 continue
             slot, _, text = _text(message["data"]).partition("\n")
@@ -266,6 +279,7 @@ class RedisShare:
             while self._outbox:
                 slot, entry = next(iter(self._outbox.items()))
                 await self._write(client, entry)
+                _checkpoint()
                 if self._outbox.get(slot) is entry:
                     del self._outbox[slot]
             self._wake.clear()
@@ -275,6 +289,7 @@ class RedisShare:
     async def _write(self, client: Any, entry: Entry) -> None:
         async with client.pipeline(transaction=True) as pipe:
             while True:
+                _checkpoint()
                 try:
                     await pipe.watch(HASH)
                     current = await pipe.hget(HASH, entry.slot)
@@ -324,6 +339,29 @@ class SharedStore:
 
     def remove_account(self, account_id: str) -> None:
         self.local.remove_account(account_id)
+
+
+def _checkpoint() -> None:
+    """Raise the cancellation redis-py may have swallowed: redis-py 8.1 can return from a
+    command whose task was cancelled inside it, so every loop around commands asks here (else
+    `close`, at every shutdown, could wait forever)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
+async def _together(*work: Coroutine[Any, Any, None]) -> None:
+    """Run the coroutines until the first ends or fails (raised here); then the others are
+    cancelled and awaited, so none outlives the session that started it."""
+    tasks = [asyncio.ensure_future(w) for w in work]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            task.result()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _text(value: Any) -> str:
