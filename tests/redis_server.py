@@ -4,6 +4,7 @@ tests that need it skip and say how to install it (`.ci/run` installs it)."""
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import time
@@ -47,6 +48,15 @@ class RedisServer:
                     return
             time.sleep(0.02)
         raise RuntimeError("redis-server did not start within 10 s")
+
+    def pause(self) -> None:
+        """Stop answering (SIGSTOP): connections stay open, commands get no reply."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
 
     def stop(self) -> None:
         if self.process is not None:

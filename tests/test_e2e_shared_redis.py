@@ -247,6 +247,13 @@ def test_the_shared_window_is_claimed_once_renewed_by_its_holder_and_expires(
             finally:
                 await client.aclose()
             assert all(b"@" not in key and b"account-1" not in key for key in raw)
+            redis_server.pause()  # connected, but no reply: the 429 does not wait for one
+            try:
+                started = time.monotonic()
+                assert await one.claim(a1, MODEL, "r8", 300) is None  # local window decides
+                assert time.monotonic() - started < 0.3
+            finally:
+                redis_server.resume()
             redis_server.stop()
             await until(lambda: one.down is not None, limit=10)
             started = time.monotonic()

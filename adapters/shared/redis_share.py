@@ -85,6 +85,7 @@ class RedisShare:
         self._ids: dict[str, str] = {}
         self._task: asyncio.Task[None] | None = None
         self._client: Any = None  # while connected
+        self._claims: set[asyncio.Task[bool | None]] = set()  # dedup claims still running
         self.connected = asyncio.Event()
         self.down: str | None = None  # the error while Redis is unreachable (said once)
         self.applied = 0  # remote entries applied to the pool
@@ -170,29 +171,18 @@ class RedisShare:
     async def claim(self, account: str, model: str, holder: str, ttl_ms: int) -> bool | None:
         """`DedupWindow.claim`: `SET NX PX` on the account x model's window, and read who
         holds it, in one transaction. The holder's own repeat claim renews the window, as the
-        local window renews on a request's own repeated 429."""
+        local window renews on a request's own repeated 429. No answer within
+        `CLAIM_TIMEOUT_S` is None: the claim goes on in the background, the 429 does not wait
+        for it (a task of its own, since redis-py may not stop a command when cancelled)."""
         client, key = self._client, self.key_of(account)
         if client is None or key is None or not self.connected.is_set():
             return None
         name, value = f"{DEDUP}{key}:{model}", f"{self.instance}:{holder}"
-        try:
-            async with asyncio.timeout(CLAIM_TIMEOUT_S):
-                async with client.pipeline(transaction=True) as pipe:
-                    pipe.set(name, value, nx=True, px=ttl_ms)
-                    pipe.get(name)
-                    claimed, current = await pipe.execute()
-                _checkpoint()
-                if current is not None and _text(current) != value:
-                    return False
-                if not claimed:
-                    await client.pexpire(name, ttl_ms)
-                    _checkpoint()
-        except asyncio.CancelledError:
-            raise
-        except Exception as err:  # Redis away, slow, or the link closing: decide locally
-            log.debug("the shared dedup window did not answer: %s", type(err).__name__)
-            return None
-        return True
+        task = asyncio.ensure_future(_claim(client, name, value, ttl_ms))
+        self._claims.add(task)
+        task.add_done_callback(self._claims.discard)
+        done, _ = await asyncio.wait({task}, timeout=CLAIM_TIMEOUT_S)
+        return task.result() if done else None
 
     # running -------------------------------------------------------------------------------
     def start(self, pool: AccountPool) -> None:
@@ -203,10 +193,11 @@ class RedisShare:
 
     async def close(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        for running in [task, *self._claims]:
+            if running is not None:
+                running.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await running
 
     async def flushed(self) -> None:
         """Wait until every local change so far is in Redis (tests; bounded by the caller)."""
@@ -339,6 +330,25 @@ class SharedStore:
 
     def remove_account(self, account_id: str) -> None:
         self.local.remove_account(account_id)
+
+
+async def _claim(client: Any, name: str, value: str, ttl_ms: int) -> bool | None:
+    try:
+        async with client.pipeline(transaction=True) as pipe:
+            pipe.set(name, value, nx=True, px=ttl_ms)
+            pipe.get(name)
+            claimed, current = await pipe.execute()
+        _checkpoint()
+        if current is not None and _text(current) != value:
+            return False
+        if not claimed:
+            await client.pexpire(name, ttl_ms)
+    except asyncio.CancelledError:
+        raise
+    except Exception as err:  # Redis away, or the link closing: the local window decides
+        log.debug("the shared dedup window did not answer: %s", type(err).__name__)
+        return None
+    return True
 
 
 def _checkpoint() -> None:
