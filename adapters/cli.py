@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from adapters.accounts import AccountsFileError, accounts_json, format_accounts, import_js_accounts
-from adapters.config import ConfigError, load_settings
+from adapters.config import ENVIRONMENT, ConfigError, Settings, load_settings
 from adapters.store_sqlite import Credentials, SQLiteStore, StoreError, default_path
 from engine import diagram
 
@@ -270,16 +270,18 @@ def build_parser() -> argparse.ArgumentParser:
     sv = sub.add_parser(
         "serve",
         help="run the proxy (Claude Code: ANTHROPIC_BASE_URL=http://127.0.0.1:8080)",
-        description="Run the Anthropic-API proxy. Settings come from --config (TOML: [server], "
-        "[upstream], [oauth], [models], [quota], [policy]), then the environment (INTERLOCK_HOST, "
-        "INTERLOCK_PORT, INTERLOCK_API_KEY, INTERLOCK_STATE, INTERLOCK_OAUTH_CLIENT_ID, "
-        "INTERLOCK_OAUTH_CLIENT_SECRET), then these flags. Model names resolve against the "
+        description="Run the Anthropic-API proxy. Settings come from --config (TOML: "
+        + ", ".join(f"[{section}]" for section in Settings.model_fields)
+        + "), then the environment ("
+        + ", ".join(ENVIRONMENT)
+        + "), then these flags. Model names resolve against the "
         "upstream's live model list (the built-in list until it is fetched): [models] aliases "
         "first, then listed names (also without a date suffix), then families (opus, sonnet, "
         "haiku: the best available, or the [models] opus / sonnet / haiku setting). Each "
         "account's quota and tier are read at start and every [quota] refresh_s (GET /quota). "
         "The dashboard is at http://HOST:PORT/dashboard ([server] dashboard = false turns it "
-        "off).",
+        "off). With [state] redis_url, several instances (and --workers) share one account pool "
+        "through Redis; GET /health says whether Redis is reachable.",
     )
     sv.add_argument("--config", metavar="FILE", help="TOML configuration file")
     sv.add_argument("--host", help="address to bind (default 127.0.0.1; others need care)")

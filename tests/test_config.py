@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters.config import ConfigError, load_settings
+from adapters.cli import build_parser
+from adapters.config import ENVIRONMENT, ConfigError, Settings, load_settings
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -153,3 +154,16 @@ def test_a_quota_refresh_slower_than_the_strategy_keeps_readings_fresh_is_refuse
 def test_quota_settings_are_validated_with_the_key_named() -> None:
     with pytest.raises(ConfigError, match=r"quota\.concurrency"):
         load_settings(env={}, overrides={"quota": {"concurrency": 0}})
+
+
+def test_serve_help_names_every_configuration_section_and_environment_variable(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for section in Settings.model_fields:
+        assert f"[{section}]" in text
+    for variable in ENVIRONMENT:
+        assert variable in text
+    assert "redis_url" in text
