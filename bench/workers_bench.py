@@ -11,7 +11,7 @@ is 64 connections, closed loop, short non-streamed requests, counted over `--sec
 On this 2-core machine the upstream and the load generator share the cores with the proxy, so
 what they cost decides how much of the second core the proxy can get. `--harness lean` (the
 default) uses `lean_harness.py`: a raw-asyncio upstream replaying the real fake's captured
-answers and a raw-asyncio load generator, about 0.1 ms of CPU per request between them.
+answers and a raw-asyncio load generator, about 0.05 ms of CPU per request between them.
 `--harness aiohttp` uses `interlock fake-upstream` and aiohttp clients, about 0.4 ms per
 request, close to half the proxy's own, and the ratio it gives mostly measures them. The CPU
 of the proxy, the upstream and the load generator per request is printed for both.
