@@ -24,6 +24,7 @@ from adapters.config import ConfigError, load_settings
 from adapters.fake_upstream import preset
 from adapters.serve import Served
 from adapters.server import PROXY
+from adapters.shared import redis_share
 from adapters.shared.redis_share import RedisShare
 from adapters.trace.format import read_trace
 from adapters.trace.replay import check, replay
@@ -177,43 +178,54 @@ def test_redis_down_is_logged_once_without_the_password_and_back_is_logged_once(
 
 # a quota 429 without a stated reset rests for the tier of its strike; the window is short so
 # that the test can step past it
-DEDUP_POLICY = {"quota_backoff_tiers_ms": [300, 60_000], "rate_limit_dedup_window_ms": 800}
+DEDUP_POLICY = {"quota_backoff_tiers_ms": [300, 60_000], "rate_limit_dedup_window_ms": 2000}
+SLOW_OK = {"first_byte_timeout_s": 5.0, "idle_timeout_s": 5.0}  # the second's 429 is 1 s late
 
 
 def test_a_429_inside_the_window_another_instance_claimed_does_not_escalate(
-    redis_server: RedisServer, tmp_path: Path
+    redis_server: RedisServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Both instances meet a quota 429 on account-1 at about the same time. The first claims
     the shared dedup window (`SET NX PX`); the second's 429 lands inside it and is a duplicate:
     its earlier strike is not raised to the second tier (60 s), so the account rests 300 ms on
     both, not 60 s. The second's trace holds the fact and replays without Redis."""
     state = {"redis_url": redis_server.url}
+    monkeypatch.setattr(redis_share, "CLAIM_TIMEOUT_S", 5.0)  # a loaded machine may be slow
 
     async def scenario() -> None:
         async with (
-            proxy(1, policy=DEDUP_POLICY, state=state) as first,
-            proxy(1, policy=DEDUP_POLICY, state=state, server={"record": str(tmp_path)}) as second,
+            proxy(1, policy=DEDUP_POLICY, state=state, upstream=SLOW_OK) as first,
+            proxy(
+                1,
+                policy=DEDUP_POLICY,
+                state=state,
+                upstream=SLOW_OK,
+                server={"record": str(tmp_path)},
+            ) as second,
         ):
             for served in (first, second):
                 await asyncio.wait_for(share_of(served).connected.wait(), 10)
             assert first.fake is not None and second.fake is not None
+            assert (await post(first))[0] == 200  # warm: its access token is fetched
             second.fake.script(A1, [preset("quota_429")])  # an earlier strike on the second
             status, _, _ = await post(second)
             assert status == 429 and resting(second, A1)
             await until(lambda: not resting(first, A1) and not resting(second, A1))
-            await asyncio.sleep(0.85)  # past the second's own window
-            second.fake.script(A1, [preset("quota_429", latency=0.3)])
+            await asyncio.sleep(2.05)  # past the second's own window
+            second.fake.script(A1, [preset("quota_429", latency=1.0)])
             first.fake.script(A1, [preset("quota_429")])
-            late = asyncio.ensure_future(post(second))  # its 429 comes 0.3 s later
+            late = asyncio.ensure_future(post(second))  # its 429 comes 1 s later
             await asyncio.sleep(0.05)
             status, _, _ = await post(first)  # claims the window
             assert status == 429
+            assert await dedup_keys(redis_server) == 1
+            assert not late.done(), "setup: the second's 429 came before the first's claim"
             status, _, _ = await late
             assert status == 429
             took = await until(
-                lambda: not resting(first, A1) and not resting(second, A1), limit=3.0
+                lambda: not resting(first, A1) and not resting(second, A1), limit=10.0
             )
-            assert took < 0.5, f"account-1 rested {took:.2f} s more: the duplicate escalated"
+            assert took < 5.0, f"account-1 rested {took:.2f} s more: the duplicate escalated"
 
     run(scenario())
     (path,) = tmp_path.glob("*.jsonl")
@@ -224,41 +236,67 @@ def test_a_429_inside_the_window_another_instance_claimed_does_not_escalate(
     assert divergence is None, divergence.describe()
 
 
+async def dedup_keys(server: RedisServer) -> int:
+    client = aioredis.from_url(server.url)
+    try:
+        return len(await client.keys("interlock:dedup:*"))
+    finally:
+        await client.aclose()
+
+
 def test_the_shared_window_is_claimed_once_renewed_by_its_holder_and_expires(
-    redis_server: RedisServer,
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING, logger="interlock.shared")
+
     async def scenario() -> None:
         async with instance(redis_server.url) as first, instance(redis_server.url) as second:
             one, two = share_of(first), share_of(second)
             a1, b1 = pool_id(first, A1), pool_id(second, A1)
-            assert await one.claim(a1, MODEL, "r1", 300) is True
-            assert await two.claim(b1, MODEL, "r2", 300) is False  # held elsewhere
-            assert await one.claim(a1, MODEL, "r3", 300) is False  # another request here too
-            assert await two.claim(b1, "other-model", "r2", 300) is True  # its own window
-            await asyncio.sleep(0.2)
-            assert await one.claim(a1, MODEL, "r1", 300) is True  # the holder's repeat renews
-            await asyncio.sleep(0.2)
-            assert await two.claim(b1, MODEL, "r2", 300) is False  # 0.4 s on: still renewed
-            await asyncio.sleep(0.35)
-            assert await two.claim(b1, MODEL, "r2", 300) is True  # expired: claimed anew
+            # answers, not their speed: a loaded machine may take longer than a 429 waits
+            monkeypatch.setattr(redis_share, "CLAIM_TIMEOUT_S", 5.0)
+            assert await one.claim(a1, MODEL, "r1", 1500) is True
+            assert await two.claim(b1, MODEL, "r2", 1500) is False  # held elsewhere
+            assert await one.claim(a1, MODEL, "r3", 1500) is False  # another request here too
+            assert await two.claim(b1, "other-model", "r2", 1500) is True  # its own window
+            await asyncio.sleep(1.0)
+            assert await one.claim(a1, MODEL, "r1", 1500) is True  # the holder's repeat renews
+            await asyncio.sleep(1.0)
+            assert await two.claim(b1, MODEL, "r2", 1500) is False  # 2 s on: still renewed
+            await asyncio.sleep(1.6)
+            assert await two.claim(b1, MODEL, "r2", 1500) is True  # expired: claimed anew
             client = aioredis.from_url(redis_server.url)
             try:
                 raw = await client.keys("interlock:dedup:*")
             finally:
                 await client.aclose()
             assert all(b"@" not in key and b"account-1" not in key for key in raw)
+            monkeypatch.setattr(redis_share, "CLAIM_TIMEOUT_S", 0.1)
             redis_server.pause()  # connected, but no reply: the 429 does not wait for one
             try:
                 started = time.monotonic()
                 assert await one.claim(a1, MODEL, "r8", 300) is None  # local window decides
-                assert time.monotonic() - started < 0.3
+                assert time.monotonic() - started < 1.0
+                # a burst of 429s while Redis stalls holds few connections: the writer keeps one
+                burst = [two.claim(b1, f"m{n}", "r", 300) for n in range(150)]
+                assert set(await asyncio.gather(*burst)) == {None}
+                pool = second.runner.app[PROXY].engine.pool
+                now = second.runner.app[PROXY].clock.now()
+                pool.cool_down(b1, "after-the-stall", now + 60, "quota exhausted", now)
+                # a claim the closing link cuts short answers "not shared"
+                cut = asyncio.ensure_future(one.claim(a1, MODEL, "r7", 300))
+                await asyncio.sleep(0.02)
+                await one.close()
+                assert await cut is None
             finally:
                 redis_server.resume()
+            await asyncio.wait_for(two.flushed(), 10)
+            assert not [r for r in caplog.records if "unreachable" in r.getMessage()]
             redis_server.stop()
-            await until(lambda: one.down is not None, limit=10)
+            await until(lambda: two.down is not None, limit=10)
             started = time.monotonic()
-            assert await one.claim(a1, MODEL, "r9", 300) is None  # local window decides
-            assert time.monotonic() - started < 0.2
+            assert await two.claim(b1, MODEL, "r9", 300) is None  # local window decides
+            assert time.monotonic() - started < 0.5
 
     run(scenario())
 
@@ -267,7 +305,7 @@ def test_a_quota_reading_on_one_instance_reaches_the_pool_of_another_that_reads_
     redis_server: RedisServer,
 ) -> None:
     """The first reads quota (account-1 at 30 %); the second, with quota reading off, gets the
-    reading in its pool (hybrid's quota term) within 100 ms of its being written."""
+    reading in its pool (hybrid's quota term) soon after it is written."""
     state = {"redis_url": redis_server.url}
 
     async def scenario() -> None:
@@ -285,7 +323,7 @@ def test_a_quota_reading_on_one_instance_reaches_the_pool_of_another_that_reads_
             pool = second.runner.app[PROXY].engine.pool
             account = pool.account(pool_id(second, A1))
             took = await until(lambda: account.quota.get(MODEL, (None,))[0] == 0.3, limit=2.0)
-            assert took < 0.1, f"the reading took {took:.3f} s"
+            assert took < 1.0, f"the reading took {took:.3f} s"  # p99 in bench/share_bench.py
 
     run(scenario())
 

@@ -55,6 +55,7 @@ CHANNEL = "interlock:pool:changes"
 DEDUP = "interlock:dedup:"
 RETRY_S = 0.5
 CLAIM_TIMEOUT_S = 0.1  # a 429 waits at most this for the shared window, then decides locally
+MAX_CLAIMS = 8  # claims in flight at most; more (Redis stalling) decide locally at once
 
 
 class RedisShare:
@@ -173,16 +174,22 @@ class RedisShare:
         holds it, in one transaction. The holder's own repeat claim renews the window, as the
         local window renews on a request's own repeated 429. No answer within
         `CLAIM_TIMEOUT_S` is None: the claim goes on in the background, the 429 does not wait
-        for it (a task of its own, since redis-py may not stop a command when cancelled)."""
+        for it (a task of its own, since redis-py may not stop a command when cancelled). At
+        most `MAX_CLAIMS` run at once, so a stalled Redis cannot take every pooled connection
+        from the writer; beyond that a claim is None at once."""
         client, key = self._client, self.key_of(account)
         if client is None or key is None or not self.connected.is_set():
+            return None
+        if len(self._claims) >= MAX_CLAIMS:  # Redis stalls: keep its connections for the rest
             return None
         name, value = f"{DEDUP}{key}:{model}", f"{self.instance}:{holder}"
         task = asyncio.ensure_future(_claim(client, name, value, ttl_ms))
         self._claims.add(task)
         task.add_done_callback(self._claims.discard)
         done, _ = await asyncio.wait({task}, timeout=CLAIM_TIMEOUT_S)
-        return task.result() if done else None
+        if not done or task.cancelled():  # no answer in time, or the link closing
+            return None
+        return task.result()
 
     # running -------------------------------------------------------------------------------
     def start(self, pool: AccountPool) -> None:
@@ -193,7 +200,7 @@ class RedisShare:
 
     async def close(self) -> None:
         task, self._task = self._task, None
-        for running in [task, *self._claims]:
+        for running in [*self._claims, task]:  # claims first: a 429 may be waiting on one
             if running is not None:
                 running.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
