@@ -77,6 +77,7 @@ from engine.policy import Policy
 from engine.pool import AccountPool
 from engine.runner.clock import VirtualClock
 from engine.store import AccountRecord, InMemoryStore
+from tests.serve_process import serve_argv
 
 RATE = 100.0  # requests per second
 WARMUP_S = 1.0
@@ -160,19 +161,7 @@ def start_proxy(
     `--workers` only when more than one (an older checkout, a baseline, may not know it)."""
     many = ["--workers", str(workers)] if workers > 1 else []
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "adapters.cli",
-            "serve",
-            "--config",
-            str(config),
-            "--port",
-            str(port),
-            *many,
-            "--log-level",
-            "warning",
-        ],
+        serve_argv(config, port, *many),
         cwd=root,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -17,9 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,41 +29,19 @@ sys.path.insert(0, str(ROOT))
 from adapters import serve
 from adapters.config import load_settings
 from adapters.server import PROXY
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.redis_server import RedisServer
 
 
 async def main(n: int) -> None:
     if shutil.which("redis-server") is None:
         print("share_bench: no redis-server (apt-get install redis-server); skipped")
         return
-    port = free_port()
     with tempfile.TemporaryDirectory(prefix="interlock-share-") as tmp:
-        redis = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                tmp,
-            ],
-            stdout=subprocess.DEVNULL,
-        )
+        redis = RedisServer(Path(tmp))
+        redis.start()
         try:
-            await asyncio.sleep(0.3)
-            url = f"redis://127.0.0.1:{port}/0"
             settings = load_settings(
-                env={}, overrides={"server": {"port": 0}, "state": {"redis_url": url}}
+                env={}, overrides={"server": {"port": 0}, "state": {"redis_url": redis.url}}
             )
             a = await serve.start(settings, sandbox_accounts=2, seed=0)
             b = await serve.start(settings, sandbox_accounts=2, seed=1)
@@ -76,8 +52,7 @@ async def main(n: int) -> None:
                 await a.stop()
                 await b.stop()
         finally:
-            redis.kill()
-            redis.wait(timeout=10)
+            redis.stop()
     samples.sort()
     p50 = statistics.median(samples)
     p99 = samples[min(len(samples) - 1, int(0.99 * len(samples)))]
@@ -96,18 +71,24 @@ async def main(n: int) -> None:
 async def measure_claims(a: serve.Served, b: serve.Served, n: int) -> list[float]:
     """What a 429 waits for the shared window: one claim each, the instances alternating on
     one account x model (so half the claims find it held)."""
+    links = [
+        (served.runner.app[PROXY].engine.pool.store.share, account_1(served)) for served in (a, b)
+    ]
     samples = []
     for i in range(n):
-        served = (a, b)[i % 2]
-        share = served.runner.app[PROXY].engine.pool.store.share  # type: ignore[attr-defined]
-        store = served.runner.app[PROXY].store
-        account = next(x.id for x in store.accounts() if x.email.startswith("account-1@"))
+        share, account = links[i % 2]
         start = time.monotonic()
         answer = await share.claim(account, "bench-claims", f"r{i}", 2000)
         samples.append(time.monotonic() - start)
         if answer is None:
             raise RuntimeError(f"claim {i} got no answer")
     return samples
+
+
+def account_1(served: serve.Served) -> str:
+    """The instance's local id of account-1 (the same account on both: same email)."""
+    store = served.runner.app[PROXY].store
+    return next(i.id for i in store.accounts() if i.email.startswith("account-1@"))
 
 
 async def measure(a: serve.Served, b: serve.Served, n: int) -> list[float]:
@@ -117,11 +98,7 @@ async def measure(a: serve.Served, b: serve.Served, n: int) -> list[float]:
         share = served.runner.app[PROXY].engine.pool.store.share  # type: ignore[attr-defined]
         await asyncio.wait_for(share.connected.wait(), 10)
 
-    def first(served: serve.Served) -> str:
-        store = served.runner.app[PROXY].store
-        return next(i.id for i in store.accounts() if i.email.startswith("account-1@"))
-
-    id_a, id_b = first(a), first(b)
+    id_a, id_b = account_1(a), account_1(b)
     clock = a.runner.app[PROXY].clock
     samples = []
     for i in range(n):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -19,9 +18,9 @@ import aiohttp
 import pytest
 
 from adapters.fake_upstream import FakeUpstream, preset
-from adapters.store_sqlite import Credentials, SQLiteStore
 from tests.e2e import BODY, run
 from tests.redis_server import RedisServer
+from tests.serve_process import health, serve, write_config
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 ACCOUNTS = ("account-1", "account-2", "account-3")
@@ -34,56 +33,13 @@ async def instance(
     """One `interlock serve` process with its own state database holding the fake's
     accounts; yields its URL once it is linked to Redis."""
     directory.mkdir()
-    state = directory / "state.db"
-    store = SQLiteStore(state)
-    for name in ACCOUNTS:
-        account = fake.account(name)
-        store.add_account(
-            f"{name}@example.com",
-            Credentials(refresh_token=account.refresh_token, managed_project_id=account.project),
-        )
-    store.close()
-    config = directory / "interlock.toml"
-    config.write_text(
-        f'[server]\nstate = "{state}"\n'
-        f'[state]\nredis_url = "{redis_url}"\n'
-        f'[upstream]\nendpoints = {{ daily = "{urls["daily"]}", prod = "{urls["prod"]}" }}\n'
-        f'token_url = "{fake.token_url}"\n'
-        '[oauth]\nclient_id = "test"\nclient_secret = "test"\n'
-        "[quota]\nenabled = false\n"
-        '[policy]\nstrategy = "round-robin"\nmax_wait_before_error_ms = 0\n'
-    )
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "adapters.cli",
-        "serve",
-        "--config",
-        str(config),
-        "--port",
-        "0",
-        "--log-level",
-        "warning",
-        stdout=asyncio.subprocess.PIPE,
-    )
-    try:
-        assert process.stdout is not None
-        first = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
-        url = first.split(" listening on ")[1].split()[0]
+    config = write_config(directory, fake, urls, ACCOUNTS, redis_url=redis_url)
+    async with serve(config) as serving:
         for _ in range(500):  # bounded: until it is linked to Redis
-            if (await health(url))["shared"]["redis"] == "connected":
+            if (await health(serving.url))["shared"]["redis"] == "connected":
                 break
             await asyncio.sleep(0.01)
-        yield url
-    finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-            await asyncio.wait_for(process.wait(), 30)
-
-
-async def health(url: str) -> dict[str, Any]:
-    async with aiohttp.ClientSession() as session, session.get(url + "/health") as response:
-        return dict(await response.json())
+        yield serving.url
 
 
 async def ask(url: str) -> int:

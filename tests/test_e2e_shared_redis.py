@@ -14,9 +14,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
-import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
@@ -32,6 +30,7 @@ from engine.policy import load_policy
 from engine.pool import AccountPool
 from tests.e2e import MODEL, calls, post, proxy, run
 from tests.redis_server import RedisServer
+from tests.serve_process import health
 
 A1 = "account-1"
 
@@ -62,11 +61,6 @@ async def until(condition: object, limit: float = 5.0) -> float:
             raise AssertionError(f"not within {limit} s")
         await asyncio.sleep(0.005)
     return time.monotonic() - start
-
-
-async def health_of(served: Served) -> dict[str, Any]:
-    async with aiohttp.ClientSession() as session, session.get(served.url + "/health") as answer:
-        return dict(await answer.json())
 
 
 def resting(served: Served, account: str) -> bool:
@@ -138,16 +132,16 @@ def test_with_redis_down_both_serve_and_what_was_learned_meanwhile_arrives_when_
                 status, _, _ = await post(served)
                 assert status == 200  # both keep serving on local state
             assert resting(first, A1) and not resting(second, A1)
-            status = await health_of(first)
-            assert status["status"] == "degraded"
-            assert status["shared"]["redis"] == "unreachable" and status["shared"]["pending"] >= 1
+            shown = await health(first.url)
+            assert shown["status"] == "degraded"
+            assert shown["shared"]["redis"] == "unreachable" and shown["shared"]["pending"] >= 1
             redis_server.start()
             took = await until(lambda: resting(second, A1), limit=5)
             assert took < 2.0 + 0.5, f"resynchronised after {took:.2f} s"
             assert share_of(first).down is None and share_of(second).down is None
-            status = await health_of(second)
-            assert status["status"] == "ok" and status["shared"]["redis"] == "connected"
-            assert status["shared"]["applied"] >= 1
+            shown = await health(second.url)
+            assert shown["status"] == "ok" and shown["shared"]["redis"] == "connected"
+            assert shown["shared"]["applied"] >= 1
 
     run(scenario())
 

@@ -19,9 +19,9 @@ import aiohttp
 import pytest
 
 from adapters.fake_upstream import FakeUpstream, hang, preset
-from adapters.store_sqlite import Credentials, SQLiteStore
 from tests.e2e import BODY, run, sse_events, streamed_text
 from tests.redis_server import RedisServer
+from tests.serve_process import health, serve, write_config
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SO_REUSEPORT")
 
@@ -39,59 +39,26 @@ async def workers(
     read the state database only every 1.5 s (the longest poll allowed)."""
     fake = FakeUpstream()
     urls = await fake.start(("daily", "prod"))
-    state = tmp_path / "state.db"
-    store = SQLiteStore(state)
     for name in ("account-1", "account-2"):
-        account = fake.add_account(name)
-        store.add_account(
-            f"{name}@example.com",
-            Credentials(refresh_token=account.refresh_token, managed_project_id=account.project),
-        )
-    store.close()
-    config = tmp_path / "interlock.toml"
+        fake.add_account(name)
     poll = 0.2 if redis_url is None else 1.5
-    shared = "" if redis_url is None else f'[state]\nredis_url = "{redis_url}"\n'
-    config.write_text(
-        f'[server]\nstate = "{state}"\nstate_poll_s = {poll}\n{shared}'
-        f'[upstream]\nendpoints = {{ daily = "{urls["daily"]}", prod = "{urls["prod"]}" }}\n'
-        f'token_url = "{fake.token_url}"\nfirst_byte_timeout_s = 30\n'
-        '[oauth]\nclient_id = "test"\nclient_secret = "test"\n'
-        "[quota]\nenabled = false\n"
-        '[policy]\nstrategy = "round-robin"\nmax_wait_before_error_ms = 0\n'
-    )
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "adapters.cli",
-        "serve",
-        "--config",
-        str(config),
-        "--port",
-        "0",
-        "--workers",
-        str(count),
-        "--log-level",
-        "warning",
-        stdout=asyncio.subprocess.PIPE,
+    config = write_config(
+        tmp_path,
+        fake,
+        urls,
+        ("account-1", "account-2"),
+        server=f"state_poll_s = {poll}\n",
+        upstream="first_byte_timeout_s = 30\n",
+        redis_url=redis_url,
     )
     try:
-        assert process.stdout is not None
-        first = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
-        assert f"with {count} workers" in first, first
-        url = first.split(" listening on ")[1].split()[0]
-        served = Workers(url, fake, process)
-        await until_both_answer(served, count)
-        yield served
+        async with serve(config, "--workers", str(count)) as serving:
+            assert f"with {count} workers" in serving.first_line, serving.first_line
+            served = Workers(serving.url, fake, serving.process)
+            await until_both_answer(served, count)
+            yield served
     finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-            await asyncio.wait_for(process.wait(), 30)
         await fake.stop()
-
-
-async def health(url: str) -> dict[str, Any]:
-    async with aiohttp.ClientSession() as session, session.get(url + "/health") as response:
-        return dict(await response.json())
 
 
 async def until_both_answer(served: Workers, count: int) -> None:
@@ -119,6 +86,23 @@ async def ask(url: str, *, stream: bool = False, timeout: float = 30) -> tuple[i
         return response.status, sse_events(text) if stream else json.loads(text)
 
 
+async def exhaust_account_1_on_one_worker(served: Workers) -> None:
+    served.fake.script("account-1", [preset("quota_429")])  # once, to one worker
+    for _ in range(6):  # round-robin in each worker: account-1 gets asked
+        code, _ = await ask(served.url)
+        assert code == 200
+    assert any(r.outcome == "preset:quota_429" for r in served.fake.log)
+
+
+async def only_account_2_is_asked(served: Workers) -> None:
+    served.fake.clear_log()
+    for _ in range(12):  # new connections: both workers answer some
+        code, _ = await ask(served.url)
+        assert code == 200
+    generate = served.fake.requests(path="streamGenerateContent")
+    assert generate and {r.account for r in generate} == {"account-2"}
+
+
 def test_two_workers_share_the_port_and_serve_concurrent_streams_whole(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with workers(tmp_path) as served:
@@ -137,18 +121,9 @@ def test_a_cooldown_one_worker_learns_reaches_the_other_through_the_state_databa
 ) -> None:
     async def scenario() -> None:
         async with workers(tmp_path) as served:
-            served.fake.script("account-1", [preset("quota_429")])  # once, to one worker
-            for _ in range(6):  # round-robin in each worker: account-1 gets asked
-                code, _ = await ask(served.url)
-                assert code == 200
-            assert any(r.outcome == "preset:quota_429" for r in served.fake.log)
+            await exhaust_account_1_on_one_worker(served)
             await asyncio.sleep(1.5)  # written behind, read by the other within state_poll_s
-            served.fake.clear_log()
-            for _ in range(12):  # new connections: both workers answer some
-                code, _ = await ask(served.url)
-                assert code == 200
-            generate = served.fake.requests(path="streamGenerateContent")
-            assert generate and {r.account for r in generate} == {"account-2"}
+            await only_account_2_is_asked(served)
 
     run(scenario(), timeout=120)
 
@@ -158,11 +133,7 @@ def test_a_cooldown_one_worker_learns_reaches_the_other_through_redis_at_once(
 ) -> None:
     async def scenario() -> None:
         async with workers(tmp_path, redis_url=redis_server.url) as served:
-            served.fake.script("account-1", [preset("quota_429")])  # once, to one worker
-            for _ in range(6):  # round-robin in each worker: account-1 gets asked
-                code, _ = await ask(served.url)
-                assert code == 200
-            assert any(r.outcome == "preset:quota_429" for r in served.fake.log)
+            await exhaust_account_1_on_one_worker(served)
             applied: dict[int, int] = {}
             for _ in range(400):  # bounded: the other worker applied it from Redis
                 status = await health(served.url)
@@ -172,12 +143,7 @@ def test_a_cooldown_one_worker_learns_reaches_the_other_through_redis_at_once(
                     break
                 await asyncio.sleep(0.005)
             assert sum(applied.values()) >= 1, applied
-            served.fake.clear_log()
-            for _ in range(12):  # new connections: both workers answer some
-                code, _ = await ask(served.url)
-                assert code == 200
-            generate = served.fake.requests(path="streamGenerateContent")
-            assert generate and {r.account for r in generate} == {"account-2"}
+            await only_account_2_is_asked(served)
 
     run(scenario(), timeout=120)
 

@@ -12,18 +12,24 @@ from engine.machine import Engine
 from engine.policy import load_policy
 from engine.pool import AccountPool
 from engine.runner import Runner, VirtualClock
+from engine.runner.ports import DedupWindow
 from tests.fakes import Answer, ListSink, RecordingClient, ScriptedTransport, error, ok
 from tests.support import ENDPOINTS, MODEL, SERVER_500, capacity, quota_429
 
 
-def make(accounts: list[str], scripts: dict[str, list[Answer]], **overrides: object):
+def make(
+    accounts: list[str],
+    scripts: dict[str, list[Answer]],
+    window: DedupWindow | None = None,
+    **overrides: object,
+):
     clock = VirtualClock()
     policy = load_policy(overrides={"endpoints": ENDPOINTS, **overrides})
     pool = AccountPool(policy, accounts)
     engine = Engine(policy, pool, rng=random.Random(0))
     transport = ScriptedTransport(clock, scripts)
     sink = ListSink()
-    return clock, pool, Runner(engine, transport, clock, sink), transport, sink
+    return clock, pool, Runner(engine, transport, clock, sink, window), transport, sink
 
 
 def test_a_normal_answer_streams_every_chunk_once_and_succeeds() -> None:
@@ -179,15 +185,10 @@ def quota_run(window: Window | None) -> tuple[Outcome, list[tuple[float, str, st
     """Account A already has one quota strike (an earlier 429, outside the window); then a
     quota 429 without a reset, then ok. Strike 1 rests A for the 60 s tier, which the request
     waits out; strike 2 rests it 5 min, past the 120 s wait budget."""
-    clock, pool, _, transport, sink = make(["A"], {"A": [error(quota_429()), ok()]})
+    clock, pool, runner, transport, sink = make(["A"], {"A": [error(quota_429()), ok()]}, window)
     pool.note_rate_limit("A", MODEL, "earlier", -100.0)
-    runner = Runner(_engine_of(pool), transport, clock, sink, window)
     outcome = clock.run(runner.run("r1", MODEL, True, RecordingClient(clock)))
     return outcome, transport.log, sink
-
-
-def _engine_of(pool: AccountPool) -> Engine:
-    return Engine(pool.policy, pool, rng=random.Random(0))
 
 
 def _failed(sink: ListSink) -> list[UpstreamFailed]:
@@ -212,10 +213,9 @@ def test_a_quota_429_whose_window_is_its_own_or_unknown_escalates_as_on_one_inst
 
 
 def test_the_shared_window_is_asked_only_about_429s_of_the_account_x_model_scope() -> None:
-    clock, pool, _, transport, sink = make(
-        ["A"], {"A": [error(capacity(429)), error(SERVER_500), ok()]}
-    )
     window = Window(False)
-    runner = Runner(_engine_of(pool), transport, clock, sink, window)
+    clock, _, runner, _, _ = make(
+        ["A"], {"A": [error(capacity(429)), error(SERVER_500), ok()]}, window
+    )
     assert clock.run(runner.run("r1", MODEL, True, RecordingClient(clock))).ok
     assert window.claims == []

@@ -139,9 +139,9 @@ class RedisShare:
         try:
             if entry.field.startswith(COOLDOWN):
                 until = float(entry.value["until"])
-                model = entry.field.removeprefix(COOLDOWN)
-                why = str(entry.value.get("reason", "shared"))
                 if until > wall:
+                    model = entry.field.removeprefix(COOLDOWN)
+                    why = str(entry.value.get("reason", "shared"))
                     self.pool.cool_down(account, model, now + (until - wall), why, now)
             elif entry.field.startswith(QUOTA):
                 model = entry.field.removeprefix(QUOTA)
